@@ -1,0 +1,424 @@
+//! How Rust functions become Lua functions: argument checks, the error protocol, method tables.
+//!
+//! mlua raises Rust errors as userdata, but design §4 wants plain strings that scripts can
+//! `match`. So a Rust function never fails through mlua: on error it *returns* the sentinel
+//! `FAIL` followed by the message, and a one-line Lua wrapper (`src/lua/prelude.lua`) turns that
+//! into `error(msg, 0)`. Every Lua-visible function goes through [`func`] or [`async_func`].
+//!
+//! Async functions are split in two: a synchronous *prepare* step that checks the arguments and
+//! copies out what the operation needs (so no Lua reference is held across an `.await`, design
+//! §3), and the future itself, which [`crate::runtime`] awaits, blocks on, or refuses depending on
+//! the calling coroutine.
+
+use std::ffi::c_void;
+use std::future::Future;
+use std::time::Duration;
+
+use mlua::prelude::*;
+
+use crate::error::{NResult, NetError};
+use crate::runtime;
+
+static FAIL_TAG: u8 = 0;
+static PENDING_TAG: u8 = 0;
+
+/// Returned first by a raw function that failed; the Lua wrapper raises the message after it.
+pub fn fail_tag() -> LuaLightUserData {
+    LuaLightUserData(&FAIL_TAG as *const u8 as *mut c_void)
+}
+
+/// Returned by a synchronous fast path that would have to wait; the Lua wrapper then calls the
+/// async slow path.
+pub fn pending_tag() -> LuaLightUserData {
+    LuaLightUserData(&PENDING_TAG as *const u8 as *mut c_void)
+}
+
+/// Converts a result into what the Lua wrapper expects: the values, or `FAIL, message`.
+pub fn to_lua<R: IntoLuaMulti>(lua: &Lua, r: NResult<R>) -> LuaResult<LuaMultiValue> {
+    match r {
+        Ok(v) => v.into_lua_multi(lua),
+        Err(e) => (fail_tag(), e.to_string()).into_lua_multi(lua),
+    }
+}
+
+/// The Lua helpers from the prelude, kept for the life of the state.
+pub struct Glue {
+    /// `wrap(raw) -> function(...) return finish(raw(...)) end`
+    pub wrap: LuaFunction,
+    /// `index(methods, getters) -> __index function` for types with fields
+    pub index: LuaFunction,
+    /// The body of every task coroutine: `task_main(fn, ...)` -> `true, results...` or
+    /// `false, err, traceback`
+    pub task_main: LuaFunction,
+    /// `make_wrap(adopt, unadopt) -> net.wrap`
+    pub make_wrap: LuaFunction,
+}
+
+/// Loads `src/lua/prelude.lua` and keeps its helpers in app data.
+pub fn install(lua: &Lua) -> LuaResult<()> {
+    if lua.app_data_ref::<Glue>().is_some() {
+        return Ok(());
+    }
+    let t: LuaTable = lua
+        .load(include_str!("lua/prelude.lua"))
+        .set_name("=net.prelude")
+        .call((fail_tag(), Lua::poll_pending()))?;
+    lua.set_app_data(Glue {
+        wrap: t.get("wrap")?,
+        index: t.get("index")?,
+        task_main: t.get("task_main")?,
+        make_wrap: t.get("make_wrap")?,
+    });
+    Ok(())
+}
+
+pub fn glue(lua: &Lua) -> LuaResult<mlua::AppDataRef<'_, Glue>> {
+    lua.app_data_ref::<Glue>()
+        .ok_or_else(|| LuaError::runtime("net: module not initialised"))
+}
+
+/// A Lua function backed by a synchronous Rust function.
+pub fn func<R, F>(lua: &Lua, name: &'static str, f: F) -> LuaResult<LuaFunction>
+where
+    R: IntoLuaMulti,
+    F: Fn(&Lua, Args) -> NResult<R> + 'static,
+{
+    let raw = lua.create_function(move |lua, args: LuaMultiValue| to_lua(lua, f(lua, Args::new(name, args))))?;
+    glue(lua)?.wrap.call(raw)
+}
+
+/// A Lua function backed by an operation that may wait (design §3, "one function, three
+/// behaviours"). `prepare` runs synchronously on the caller's coroutine.
+pub fn async_func<R, Fut, F>(lua: &Lua, name: &'static str, prepare: F) -> LuaResult<LuaFunction>
+where
+    R: IntoLuaMulti + 'static,
+    Fut: Future<Output = NResult<R>> + 'static,
+    F: Fn(&Lua, Args) -> NResult<Fut> + 'static,
+{
+    let raw = raw_async(lua, name, prepare)?;
+    glue(lua)?.wrap.call(raw)
+}
+
+/// The unwrapped async function (returns `FAIL, msg` instead of raising); hot paths call it from
+/// their own Lua wrappers.
+pub fn raw_async<R, Fut, F>(lua: &Lua, name: &'static str, prepare: F) -> LuaResult<LuaFunction>
+where
+    R: IntoLuaMulti + 'static,
+    Fut: Future<Output = NResult<R>> + 'static,
+    F: Fn(&Lua, Args) -> NResult<Fut> + 'static,
+{
+    lua.create_async_function(move |lua, args: LuaMultiValue| {
+        let prepared = prepare(&lua, Args::new(name, args));
+        let run = prepared.map(|fut| runtime::drive(&lua, name, fut));
+        async move {
+            let r = match run {
+                Ok(fut) => fut.await,
+                Err(e) => Err(e),
+            };
+            to_lua(&lua, r)
+        }
+    })
+}
+
+/// Arguments of one call, checked one by one with Lua-style messages.
+pub struct Args {
+    pub name: &'static str,
+    vals: LuaMultiValue,
+}
+
+fn type_name(v: &LuaValue) -> &'static str {
+    match v {
+        LuaValue::Nil => "no value",
+        LuaValue::Integer(_) | LuaValue::Number(_) => "number",
+        LuaValue::LightUserData(_) => "light userdata",
+        v => v.type_name(),
+    }
+}
+
+impl Args {
+    pub fn new(name: &'static str, vals: LuaMultiValue) -> Self {
+        Args { name, vals }
+    }
+
+    pub fn len(&self) -> usize {
+        self.vals.len()
+    }
+
+    /// The raw value at 1-based position `i` (nil when absent).
+    pub fn get(&self, i: usize) -> LuaValue {
+        self.vals.get(i - 1).cloned().unwrap_or(LuaValue::Nil)
+    }
+
+    pub fn is_nil(&self, i: usize) -> bool {
+        matches!(self.vals.get(i - 1), None | Some(LuaValue::Nil))
+    }
+
+    pub fn bad(&self, i: usize, what: impl std::fmt::Display) -> NetError {
+        NetError::arg(i, self.name, what)
+    }
+
+    pub fn expected(&self, i: usize, what: &str) -> NetError {
+        let got = self.vals.get(i - 1).map(type_name).unwrap_or("no value");
+        self.bad(i, format!("{what} expected, got {got}"))
+    }
+
+    /// A string argument (numbers are converted, as `luaL_checkstring` does).
+    pub fn string(&self, i: usize) -> NResult<String> {
+        match self.vals.get(i - 1) {
+            Some(LuaValue::String(s)) => Ok(s.to_str().map(|s| s.to_owned()).map_err(|_| self.bad(i, "string is not valid UTF-8"))?),
+            Some(LuaValue::Integer(n)) => Ok(n.to_string()),
+            Some(LuaValue::Number(n)) => Ok(n.to_string()),
+            _ => Err(self.expected(i, "string")),
+        }
+    }
+
+    pub fn opt_string(&self, i: usize) -> NResult<Option<String>> {
+        if self.is_nil(i) { Ok(None) } else { self.string(i).map(Some) }
+    }
+
+    /// A binary-safe string argument.
+    pub fn bytes(&self, i: usize) -> NResult<Vec<u8>> {
+        match self.vals.get(i - 1) {
+            Some(LuaValue::String(s)) => Ok(s.as_bytes().to_vec()),
+            Some(LuaValue::Integer(n)) => Ok(n.to_string().into_bytes()),
+            Some(LuaValue::Number(n)) => Ok(n.to_string().into_bytes()),
+            _ => Err(self.expected(i, "string")),
+        }
+    }
+
+    pub fn number(&self, i: usize) -> NResult<f64> {
+        match self.vals.get(i - 1) {
+            Some(LuaValue::Integer(n)) => Ok(*n as f64),
+            Some(LuaValue::Number(n)) if n.is_finite() => Ok(*n),
+            Some(LuaValue::Number(_)) => Err(self.bad(i, "number must be finite")),
+            _ => Err(self.expected(i, "number")),
+        }
+    }
+
+    pub fn opt_number(&self, i: usize) -> NResult<Option<f64>> {
+        if self.is_nil(i) { Ok(None) } else { self.number(i).map(Some) }
+    }
+
+    /// An integer in `lo..=hi` (floats with an integral value are accepted, as in Lua 5.3+).
+    pub fn int_in(&self, i: usize, lo: i64, hi: i64) -> NResult<i64> {
+        let n = match self.vals.get(i - 1) {
+            Some(LuaValue::Integer(n)) => *n,
+            Some(LuaValue::Number(n)) if n.fract() == 0.0 && n.is_finite() => *n as i64,
+            Some(LuaValue::Number(_)) => return Err(self.bad(i, "number has no integer representation")),
+            _ => return Err(self.expected(i, "integer")),
+        };
+        if n < lo || n > hi {
+            return Err(self.bad(i, format!("out of range: {n} is not in {lo}..{hi}")));
+        }
+        Ok(n)
+    }
+
+    pub fn opt_int_in(&self, i: usize, lo: i64, hi: i64) -> NResult<Option<i64>> {
+        if self.is_nil(i) { Ok(None) } else { self.int_in(i, lo, hi).map(Some) }
+    }
+
+    pub fn port(&self, i: usize) -> NResult<u16> {
+        Ok(self.int_in(i, 0, 65535)? as u16)
+    }
+
+    pub fn boolean(&self, i: usize) -> NResult<bool> {
+        match self.vals.get(i - 1) {
+            Some(LuaValue::Boolean(b)) => Ok(*b),
+            _ => Err(self.expected(i, "boolean")),
+        }
+    }
+
+    pub fn opt_table(&self, i: usize) -> NResult<Option<LuaTable>> {
+        match self.vals.get(i - 1) {
+            None | Some(LuaValue::Nil) => Ok(None),
+            Some(LuaValue::Table(t)) => Ok(Some(t.clone())),
+            _ => Err(self.expected(i, "table")),
+        }
+    }
+
+    pub fn function(&self, i: usize) -> NResult<LuaFunction> {
+        match self.vals.get(i - 1) {
+            Some(LuaValue::Function(f)) => Ok(f.clone()),
+            _ => Err(self.expected(i, "function")),
+        }
+    }
+
+    /// `self` of a method call: a userdata of type `T`.
+    pub fn this<T: 'static>(&self, what: &str) -> NResult<mlua::UserDataRef<T>> {
+        match self.vals.front() {
+            Some(LuaValue::UserData(ud)) => ud.borrow::<T>().map_err(|_| self.expected(1, what)),
+            _ => Err(self.expected(1, what)),
+        }
+    }
+
+    /// A timeout: milliseconds, or a duration string (`"250ms"`, `"5s"`, `"1m"`); nil = none.
+    pub fn timeout(&self, i: usize) -> NResult<Option<Duration>> {
+        timeout_value(&self.get(i)).map_err(|what| self.bad(i, what))
+    }
+
+    /// Splits off the remaining arguments from position `i` on (e.g. `spawn(fn, ...)`).
+    pub fn rest(mut self, i: usize) -> LuaMultiValue {
+        let n = (i - 1).min(self.vals.len());
+        self.vals.drain(..n);
+        self.vals
+    }
+}
+
+/// Parses a timeout value: nil, milliseconds (number), or a duration string.
+pub fn timeout_value(v: &LuaValue) -> Result<Option<Duration>, String> {
+    let ms = match v {
+        LuaValue::Nil => return Ok(None),
+        LuaValue::Integer(n) => *n as f64,
+        LuaValue::Number(n) => *n,
+        LuaValue::String(s) => {
+            let s = s.to_str().map_err(|_| "invalid duration string".to_string())?;
+            return parse_duration(&s).map(Some).ok_or_else(|| {
+                format!("invalid duration '{s}' (use milliseconds or strings like \"250ms\", \"5s\", \"1m\")")
+            });
+        }
+        v => return Err(format!("timeout expected (milliseconds or duration string), got {}", type_name(v))),
+    };
+    if !ms.is_finite() || ms < 0.0 {
+        return Err(format!("timeout must be a non-negative number of milliseconds, got {ms}"));
+    }
+    Ok(Some(Duration::from_secs_f64(ms.min(1e15) / 1000.0)))
+}
+
+/// `"250ms"`, `"1.5s"`, `"2m"`, `"1h"`, `"100us"`, or combinations like `"1m30s"`.
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    if s.is_empty() {
+        return None;
+    }
+    let mut total = 0f64;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        if num_end == 0 {
+            return None;
+        }
+        let n: f64 = rest[..num_end].parse().ok()?;
+        rest = &rest[num_end..];
+        let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let factor = match &rest[..unit_end] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        rest = &rest[unit_end..];
+        total += n * factor;
+    }
+    if total.is_finite() && total <= 1e12 { Some(Duration::from_secs_f64(total)) } else { None }
+}
+
+/// An options table (`{timeout = 500, nodelay = false}`), read key by key with type checks that
+/// name the option in the error.
+pub struct Opts {
+    name: &'static str,
+    pos: usize,
+    t: Option<LuaTable>,
+}
+
+impl Opts {
+    fn get(&self, key: &str) -> LuaValue {
+        self.t.as_ref().and_then(|t| t.raw_get(key).ok()).unwrap_or(LuaValue::Nil)
+    }
+
+    fn bad(&self, key: &str, what: impl std::fmt::Display) -> NetError {
+        NetError::arg(self.pos, self.name, format!("option '{key}': {what}"))
+    }
+
+    fn expected(&self, key: &str, what: &str, v: &LuaValue) -> NetError {
+        self.bad(key, format!("{what} expected, got {}", type_name(v)))
+    }
+
+    pub fn has(&self, key: &str) -> bool {
+        !self.get(key).is_nil()
+    }
+
+    pub fn value(&self, key: &str) -> LuaValue {
+        self.get(key)
+    }
+
+    pub fn boolean(&self, key: &str) -> NResult<Option<bool>> {
+        match self.get(key) {
+            LuaValue::Nil => Ok(None),
+            LuaValue::Boolean(b) => Ok(Some(b)),
+            v => Err(self.expected(key, "boolean", &v)),
+        }
+    }
+
+    pub fn string(&self, key: &str) -> NResult<Option<String>> {
+        match self.get(key) {
+            LuaValue::Nil => Ok(None),
+            LuaValue::String(s) => Ok(Some(s.to_string_lossy())),
+            v => Err(self.expected(key, "string", &v)),
+        }
+    }
+
+    pub fn int_in(&self, key: &str, lo: i64, hi: i64) -> NResult<Option<i64>> {
+        let n = match self.get(key) {
+            LuaValue::Nil => return Ok(None),
+            LuaValue::Integer(n) => n,
+            LuaValue::Number(n) if n.fract() == 0.0 && n.is_finite() => n as i64,
+            v => return Err(self.expected(key, "integer", &v)),
+        };
+        if n < lo || n > hi {
+            return Err(self.bad(key, format!("out of range: {n} is not in {lo}..{hi}")));
+        }
+        Ok(Some(n))
+    }
+
+    pub fn timeout(&self, key: &str) -> NResult<Option<Duration>> {
+        timeout_value(&self.get(key)).map_err(|what| self.bad(key, what))
+    }
+}
+
+impl Args {
+    /// The options table at position `i` (absent or nil gives an empty one).
+    pub fn opts(&self, i: usize) -> NResult<Opts> {
+        Ok(Opts { name: self.name, pos: i, t: self.opt_table(i)? })
+    }
+}
+
+/// Builds a userdata type's metatable: methods (already wrapped Lua functions), optional field
+/// getters, `__tostring`, and `__close` (5.4) mapped to the `close` method.
+pub fn register_type<T: 'static>(
+    lua: &Lua,
+    methods: LuaTable,
+    getters: Option<LuaTable>,
+    tostring: fn(&T) -> String,
+) -> LuaResult<()> {
+    let index: LuaValue = match getters {
+        Some(g) => LuaValue::Function(glue(lua)?.index.call((methods.clone(), g))?),
+        None => LuaValue::Table(methods.clone()),
+    };
+    let close: Option<LuaFunction> = methods.raw_get("close")?;
+    lua.register_userdata_type::<T>(move |reg| {
+        reg.add_meta_field("__index", index);
+        reg.add_meta_method("__tostring", move |_, this: &T, ()| Ok(tostring(this)));
+        if let Some(close) = close {
+            reg.add_meta_field("__close", close);
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("5s"), Some(Duration::from_secs(5)));
+        assert_eq!(parse_duration("1m30s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("5"), None);
+        assert_eq!(parse_duration("fast"), None);
+        assert_eq!(parse_duration(""), None);
+    }
+}

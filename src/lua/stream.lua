@@ -1,0 +1,30 @@
+-- Fast paths for stream and socket methods (design §3): each method first calls a synchronous
+-- Rust function that answers at once when it can (data already buffered, socket writable), and
+-- only when that would wait calls the async version, which yields the task or blocks the caller.
+local FAIL, PENDING = ...
+local error = error
+
+local fast = {}
+
+-- method(self, a) -> one value; `try` returns the value, or PENDING plus a hint for `wait`
+-- (e.g. how many bytes were already written), or FAIL plus the message.
+function fast.method(try, wait)
+  return function(self, a)
+    local r, e = try(self, a)
+    if r == PENDING then r, e = wait(self, a, e) end
+    if r == FAIL then error(e, 0) end
+    return r
+  end
+end
+
+-- the same for methods returning several values (UDP recv: data, host, port)
+function fast.method3(try, wait)
+  return function(self, a)
+    local r, b, c = try(self, a)
+    if r == PENDING then r, b, c = wait(self, a, b) end
+    if r == FAIL then error(b, 0) end
+    return r, b, c
+  end
+end
+
+return fast

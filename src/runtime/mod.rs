@@ -1,0 +1,161 @@
+//! The event loop and the "one function, three behaviours" dispatch (design §3).
+//!
+//! Each Lua state owns one tokio current-thread runtime and one `LocalSet`, kept in mlua app data.
+//! Every operation that can wait is driven by [`drive`], which looks at the calling coroutine:
+//! - a task that the loop is polling now: the future is awaited, the task yields, others run;
+//! - the main thread (or a plain coroutine) while no loop runs: the call blocks by driving the
+//!   loop itself, so spawned tasks, servers and timers keep running meanwhile;
+//! - any other coroutine while the loop runs: a clear error (blocking there would stall the loop,
+//!   and yielding would hand mlua's marker to the user's coroutine).
+
+pub mod channel;
+pub mod task;
+pub mod timer;
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashSet;
+use std::ffi::c_void;
+use std::future::Future;
+use std::rc::Rc;
+use std::task::Waker;
+
+use mlua::prelude::*;
+use tokio::runtime::Runtime;
+use tokio::task::LocalSet;
+
+use crate::error::{Kind, NResult, NetError};
+
+pub struct Sched {
+    pub rt: Runtime,
+    pub local: LocalSet,
+    /// True while something (net.run or a blocking call) is driving the LocalSet.
+    running: Cell<bool>,
+    /// The lua_State of the task coroutine being polled right now (null when none).
+    current_task: Cell<*const c_void>,
+    /// Coroutines made by `net.wrap`: they count as the task that resumes them.
+    adopted: RefCell<HashSet<*const c_void>>,
+    /// Tasks and timers not finished yet: `net.run()` returns when this reaches zero.
+    live: Cell<usize>,
+    stop_requested: Cell<bool>,
+    run_waker: RefCell<Option<Waker>>,
+    /// Tasks that ended with an error during the current `net.run()`.
+    failed: Cell<usize>,
+    pub timers: timer::Timers,
+    pub dns: RefCell<Option<Rc<crate::dns::Resolver>>>,
+}
+
+impl Sched {
+    fn new() -> std::io::Result<Self> {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        Ok(Sched {
+            rt,
+            local: LocalSet::new(),
+            running: Cell::new(false),
+            current_task: Cell::new(std::ptr::null()),
+            adopted: RefCell::new(HashSet::new()),
+            live: Cell::new(0),
+            stop_requested: Cell::new(false),
+            run_waker: RefCell::new(None),
+            failed: Cell::new(0),
+            timers: timer::Timers::default(),
+            dns: RefCell::new(None),
+        })
+    }
+
+    /// Counts a task or timer as alive; `net.run()` waits for it.
+    pub fn retain(&self) {
+        self.live.set(self.live.get() + 1);
+    }
+
+    pub fn release(&self) {
+        self.live.set(self.live.get().saturating_sub(1));
+        if self.live.get() == 0 {
+            self.wake_run();
+        }
+    }
+
+    fn wake_run(&self) {
+        if let Some(w) = self.run_waker.borrow_mut().take() {
+            w.wake();
+        }
+    }
+
+    pub fn note_failure(&self) {
+        self.failed.set(self.failed.get() + 1);
+    }
+
+    /// Runs `fut` to completion on this thread, driving every task, server and timer meanwhile.
+    pub fn block_on<F: Future>(&self, fut: F) -> F::Output {
+        struct Running<'a>(&'a Cell<bool>);
+        impl Drop for Running<'_> {
+            fn drop(&mut self) {
+                self.0.set(false);
+            }
+        }
+        self.running.set(true);
+        let _guard = Running(&self.running);
+        self.local.block_on(&self.rt, fut)
+    }
+
+    /// Enters the runtime context (needed to create tokio sockets outside the loop).
+    pub fn enter(&self) -> tokio::runtime::EnterGuard<'_> {
+        self.rt.enter()
+    }
+}
+
+/// The scheduler of this Lua state.
+pub fn sched(lua: &Lua) -> Rc<Sched> {
+    lua.app_data_ref::<Rc<Sched>>().expect("net: scheduler missing").clone()
+}
+
+pub fn install(lua: &Lua) -> LuaResult<()> {
+    if lua.app_data_ref::<Rc<Sched>>().is_none() {
+        let s = Sched::new().map_err(|e| LuaError::runtime(format!("net: cannot start the event loop: {e}")))?;
+        lua.set_app_data(Rc::new(s));
+    }
+    Ok(())
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Mode {
+    Task,
+    Block,
+    Nested,
+}
+
+/// Which of the three behaviours applies to the coroutine calling into Rust right now.
+pub fn mode(lua: &Lua, s: &Sched) -> Mode {
+    let task = s.current_task.get();
+    if !task.is_null() {
+        let cur = lua.current_thread().to_pointer();
+        if cur == task || s.adopted.borrow().contains(&cur) {
+            return Mode::Task;
+        }
+    }
+    if s.running.get() { Mode::Nested } else { Mode::Block }
+}
+
+pub fn nested_error(op: &str) -> NetError {
+    NetError::new(
+        Kind::Io,
+        format!(
+            "{op} called from a coroutine that is not a net task while the loop is running; \
+             call it from the task itself, start the coroutine with net.spawn, or use net.wrap \
+             instead of coroutine.wrap"
+        ),
+    )
+}
+
+/// Decides, on the caller's coroutine, how `fut` will run; returns a future that does that.
+/// Must be called synchronously from the Lua call (before any await), which `export` ensures.
+pub fn drive<T>(lua: &Lua, op: &'static str, fut: impl Future<Output = NResult<T>>) -> impl Future<Output = NResult<T>> {
+    let s = sched(lua);
+    let m = mode(lua, &s);
+    async move {
+        match m {
+            Mode::Task => fut.await,
+            Mode::Block => s.block_on(fut),
+            Mode::Nested => Err(nested_error(op)),
+        }
+    }
+}

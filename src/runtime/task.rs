@@ -1,0 +1,274 @@
+//! Tasks: `net.spawn`, `task:join`, `task:cancel`, `net.run`, `net.stop`, `net.wrap`.
+//!
+//! A task is a Lua coroutine polled by a tokio local task. The coroutine is kept in the Lua
+//! registry, not as an mlua `Thread` value, because LuaJIT caps live mlua references near 8000
+//! and 100,000 tasks must work (design §3). Its body runs under `xpcall` (prelude `task_main`) so
+//! a failure keeps its traceback; a failure is printed unless someone is already joining.
+
+use std::cell::RefCell;
+use std::future::{poll_fn, Future};
+use std::rc::Rc;
+use std::task::{Poll, Waker};
+
+use mlua::prelude::*;
+
+use super::{sched, Mode, Sched};
+use crate::error::{Kind, NetError};
+use crate::export::{self, func, Args};
+
+enum Outcome {
+    Running,
+    /// Results packed in a table (`n` = count), or none.
+    Done(Option<LuaRegistryKey>),
+    Failed(LuaRegistryKey),
+    Cancelled,
+}
+
+struct TaskState {
+    outcome: RefCell<Outcome>,
+    joiners: RefCell<Vec<Waker>>,
+    abort: RefCell<Option<tokio::task::AbortHandle>>,
+    /// Someone called `join`: its failure is theirs to report, not printed.
+    joined: std::cell::Cell<bool>,
+    /// The coroutine's lua_State, to refuse a task joining itself.
+    thread: *const std::ffi::c_void,
+}
+
+impl TaskState {
+    fn finish(&self, o: Outcome) {
+        *self.outcome.borrow_mut() = o;
+        for w in self.joiners.borrow_mut().drain(..) {
+            w.wake();
+        }
+    }
+}
+
+/// The handle `net.spawn` returns.
+pub struct Task(Rc<TaskState>);
+
+/// Starts `f(args...)` as a task; returns its handle.
+pub fn spawn(lua: &Lua, f: LuaFunction, args: LuaMultiValue) -> LuaResult<Task> {
+    let s = sched(lua);
+    let main = export::glue(lua)?.task_main.clone();
+    let th = lua.create_thread(main)?;
+    let ptr = th.to_pointer();
+    // Push (f, args...) onto the new coroutine's stack; the first poll resumes with them.
+    let mut first = LuaMultiValue::with_capacity(args.len() + 1);
+    first.push_back(LuaValue::Function(f));
+    first.extend(args);
+    drop(th.clone().into_async::<()>(first)?);
+    let key = lua.create_registry_value(th)?;
+
+    let state = Rc::new(TaskState {
+        outcome: RefCell::new(Outcome::Running),
+        joiners: RefCell::new(Vec::new()),
+        abort: RefCell::new(None),
+        joined: std::cell::Cell::new(false),
+        thread: ptr,
+    });
+    let st = state.clone();
+    let lua2 = lua.clone();
+    let s2 = s.clone();
+    s.retain();
+    let fut = async move {
+        let _alive = Release(s2.clone(), st.clone());
+        let res = poll_fn(|cx| {
+            let at = match lua2.registry_value::<LuaThread>(&key).and_then(|th| th.into_async::<LuaMultiValue>(())) {
+                Ok(at) => at,
+                Err(e) => return Poll::Ready(Err(e)),
+            };
+            let mut at = std::pin::pin!(at);
+            let prev = s2.current_task.replace(ptr);
+            let r = at.as_mut().poll(cx);
+            s2.current_task.set(prev);
+            r
+        })
+        .await;
+        let _ = lua2.remove_registry_value(key);
+        st.finish(outcome_of(&lua2, &s2, &st, res));
+    };
+    let handle = s.local.spawn_local(fut);
+    *state.abort.borrow_mut() = Some(handle.abort_handle());
+    Ok(Task(state))
+}
+
+/// Releases the loop's hold when the task's future ends or is dropped (cancel).
+struct Release(Rc<Sched>, Rc<TaskState>);
+impl Drop for Release {
+    fn drop(&mut self) {
+        if matches!(*self.1.outcome.borrow(), Outcome::Running) {
+            self.1.finish(Outcome::Cancelled);
+        }
+        self.0.release();
+    }
+}
+
+fn outcome_of(lua: &Lua, s: &Sched, st: &TaskState, res: LuaResult<LuaMultiValue>) -> Outcome {
+    let mut vals = match res {
+        Ok(v) => v,
+        Err(e) => {
+            // Only mlua-internal failures land here (the body runs under xpcall).
+            s.note_failure();
+            eprintln!("net: task failed: {e}");
+            let key = lua.create_registry_value(e.to_string()).expect("registry");
+            return Outcome::Failed(key);
+        }
+    };
+    let ok = matches!(vals.pop_front(), Some(LuaValue::Boolean(true)));
+    if ok {
+        if vals.is_empty() {
+            return Outcome::Done(None);
+        }
+        let n = vals.len();
+        let packed = (|| {
+            let t = lua.create_sequence_from(vals)?;
+            t.raw_set("n", n)?;
+            lua.create_registry_value(t)
+        })();
+        return match packed {
+            Ok(k) => Outcome::Done(Some(k)),
+            Err(e) => Outcome::Failed(lua.create_registry_value(e.to_string()).expect("registry")),
+        };
+    }
+    let err = vals.pop_front().unwrap_or(LuaValue::Nil);
+    let trace = vals.pop_front();
+    s.note_failure();
+    if !st.joined.get() {
+        let trace = trace.and_then(|t| t.as_string().map(|s| s.to_string_lossy())).unwrap_or_default();
+        eprintln!("net: task failed: {trace}");
+    }
+    Outcome::Failed(lua.create_registry_value(err).expect("registry"))
+}
+
+async fn wait(st: &TaskState) {
+    poll_fn(|cx| {
+        if matches!(*st.outcome.borrow(), Outcome::Running) {
+            st.joiners.borrow_mut().push(cx.waker().clone());
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    })
+    .await
+}
+
+/// Waits for a task to end; true when it returned normally.
+pub async fn finished_ok(t: &Task) -> bool {
+    wait(&t.0).await;
+    let ok = matches!(*t.0.outcome.borrow(), Outcome::Done(_));
+    ok
+}
+
+fn join(lua: &Lua, args: Args) -> crate::error::NResult<impl std::future::Future<Output = crate::error::NResult<LuaMultiValue>>> {
+    let st = args.this::<Task>("task")?.0.clone();
+    let s = sched(lua);
+    if !s.current_task.get().is_null() && s.current_task.get() == st.thread && super::mode(lua, &s) == Mode::Task {
+        return Err(NetError::new(Kind::Io, "task:join() called by the task itself (it would wait forever)"));
+    }
+    st.joined.set(true);
+    let lua = lua.clone();
+    Ok(async move {
+        wait(&st).await;
+        let o = st.outcome.borrow();
+        match &*o {
+            Outcome::Done(None) => Ok(LuaMultiValue::new()),
+            Outcome::Done(Some(k)) => {
+                let t: LuaTable = lua.registry_value(k).map_err(|e| NetError::new(Kind::Io, e.to_string()))?;
+                let n: usize = t.raw_get("n").unwrap_or(0);
+                (1..=n).map(|i| t.raw_get::<LuaValue>(i)).collect::<LuaResult<LuaMultiValue>>()
+                    .map_err(|e| NetError::new(Kind::Io, e.to_string()))
+            }
+            Outcome::Failed(k) => {
+                // Re-raise the task's own error value, whatever its type.
+                let v: LuaValue = lua.registry_value(k).unwrap_or(LuaValue::Nil);
+                let mut mv = LuaMultiValue::new();
+                mv.push_back(LuaValue::LightUserData(export::fail_tag()));
+                mv.push_back(v);
+                Ok(mv)
+            }
+            Outcome::Cancelled => Err(NetError::new(Kind::Cancelled, "join: the task was cancelled")),
+            Outcome::Running => unreachable!(),
+        }
+    })
+}
+
+pub fn register(lua: &Lua, net: &LuaTable) -> LuaResult<()> {
+    let methods = lua.create_table()?;
+    methods.set("join", export::async_func(lua, "join", join)?)?;
+    methods.set(
+        "cancel",
+        func(lua, "cancel", |_, args| {
+            let st = args.this::<Task>("task")?.0.clone();
+            let running = matches!(*st.outcome.borrow(), Outcome::Running);
+            if let Some(h) = st.abort.borrow_mut().take() {
+                h.abort();
+            }
+            Ok(running)
+        })?,
+    )?;
+    methods.set(
+        "status",
+        func(lua, "status", |_, args| {
+            let st = args.this::<Task>("task")?.0.clone();
+            let o = st.outcome.borrow();
+            Ok(match &*o {
+                Outcome::Running => "running",
+                Outcome::Done(_) => "done",
+                Outcome::Failed(_) => "failed",
+                Outcome::Cancelled => "cancelled",
+            })
+        })?,
+    )?;
+    export::register_type::<Task>(lua, methods, None, |t| format!("task{{{:p}}}", Rc::as_ptr(&t.0)))?;
+
+    net.set(
+        "spawn",
+        func(lua, "net.spawn", |lua, args| {
+            let f = args.function(1)?;
+            let rest = args.rest(2);
+            spawn(lua, f, rest).and_then(|t| lua.create_any_userdata(t)).map_err(|e| NetError::new(Kind::Io, e.to_string()))
+        })?,
+    )?;
+    net.set(
+        "run",
+        func(lua, "net.run", |lua, _args| {
+            let s = sched(lua);
+            if s.running.get() {
+                return Err(NetError::new(Kind::Io, "net.run: the loop is already running (net.run cannot be nested or called from a task)"));
+            }
+            s.stop_requested.set(false);
+            s.failed.set(0);
+            let s2 = s.clone();
+            s.block_on(poll_fn(|cx| {
+                if s2.live.get() == 0 || s2.stop_requested.get() {
+                    Poll::Ready(())
+                } else {
+                    *s2.run_waker.borrow_mut() = Some(cx.waker().clone());
+                    Poll::Pending
+                }
+            }));
+            s.stop_requested.set(false);
+            Ok(s.failed.get())
+        })?,
+    )?;
+    net.set(
+        "stop",
+        func(lua, "net.stop", |lua, _| {
+            let s = sched(lua);
+            s.stop_requested.set(true);
+            s.wake_run();
+            Ok(())
+        })?,
+    )?;
+    let adopt = lua.create_function(|lua, co: LuaThread| {
+        sched(lua).adopted.borrow_mut().insert(co.to_pointer());
+        Ok(())
+    })?;
+    let unadopt = lua.create_function(|lua, co: LuaThread| {
+        sched(lua).adopted.borrow_mut().remove(&co.to_pointer());
+        Ok(())
+    })?;
+    let make_wrap = export::glue(lua)?.make_wrap.clone();
+    net.set("wrap", make_wrap.call::<LuaFunction>((adopt, unadopt))?)?;
+    Ok(())
+}

@@ -1,0 +1,121 @@
+//! The listener object behind `net.tcp.listen` and `net.unix.listen`: `accept`, `local_addr`,
+//! `set_timeout`, `close`, and the fields `ip` and `port`.
+
+use std::cell::{Cell, RefCell};
+use std::future::poll_fn;
+use std::rc::Rc;
+use std::time::Duration;
+
+use mlua::prelude::*;
+use tokio::net::{TcpListener, UnixListener};
+
+use super::stream::{Stream, Transport};
+use crate::error::{NResult, NetError};
+use crate::export::{async_func, func, register_type, Args};
+
+pub enum Socket {
+    Tcp(TcpListener),
+    /// The path is removed from the file system when the listener closes.
+    Unix(UnixListener, String),
+}
+
+pub struct Inner {
+    sock: RefCell<Option<Socket>>,
+    timeout: Cell<Option<Duration>>,
+    /// `0.0.0.0:8080`, or the socket path.
+    pub local: String,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        close(&self.sock);
+    }
+}
+
+fn close(sock: &RefCell<Option<Socket>>) {
+    if let Some(Socket::Unix(_, path)) = sock.borrow_mut().take() {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+pub struct Listener(pub Rc<Inner>);
+
+impl Listener {
+    pub fn new(sock: Socket, local: String) -> Self {
+        Listener(Rc::new(Inner { sock: RefCell::new(Some(sock)), timeout: Cell::new(None), local }))
+    }
+}
+
+fn this(args: &Args) -> NResult<Rc<Inner>> {
+    Ok(args.this::<Listener>("listener")?.0.clone())
+}
+
+fn accept_once(l: &Inner, cx: &mut std::task::Context<'_>) -> std::task::Poll<NResult<Stream>> {
+    use std::task::Poll;
+    let sock = l.sock.borrow();
+    let Some(sock) = sock.as_ref() else {
+        return Poll::Ready(Err(NetError::closed("accept", "listener")));
+    };
+    let r = match sock {
+        Socket::Tcp(t) => t.poll_accept(cx).map_ok(|(s, peer)| {
+            let _ = s.set_nodelay(true);
+            let local = s.local_addr().map(|a| a.to_string()).unwrap_or_default();
+            Stream::new(Transport::Tcp(s), peer.to_string(), local)
+        }),
+        Socket::Unix(u, path) => u.poll_accept(cx).map_ok(|(s, _)| Stream::new(Transport::Unix(s), path.clone(), path.clone())),
+    };
+    r.map_err(|e| NetError::io("accept on", &l.local, &e))
+}
+
+pub fn register(lua: &Lua) -> LuaResult<()> {
+    let methods = lua.create_table()?;
+    methods.set(
+        "accept",
+        async_func(lua, "accept", |lua, a| {
+            let l = this(&a)?;
+            let lua = lua.clone();
+            Ok(async move {
+                let fut = poll_fn(|cx| accept_once(&l, cx));
+                let s = match l.timeout.get() {
+                    None => fut.await?,
+                    Some(d) => tokio::time::timeout(d, fut).await.map_err(|_| NetError::timeout("accept on", &l.local, d))??,
+                };
+                lua.create_any_userdata(s).map_err(|e| NetError::new(crate::error::Kind::Io, e.to_string()))
+            })
+        })?,
+    )?;
+    methods.set("local_addr", func(lua, "local_addr", |_, a| Ok(this(&a)?.local.clone()))?)?;
+    methods.set(
+        "set_timeout",
+        func(lua, "set_timeout", |_, a| {
+            this(&a)?.timeout.set(a.timeout(2)?);
+            Ok(())
+        })?,
+    )?;
+    methods.set(
+        "close",
+        func(lua, "close", |_, a| {
+            close(&this(&a)?.sock);
+            Ok(())
+        })?,
+    )?;
+    let getters = lua.create_table()?;
+    getters.set(
+        "ip",
+        lua.create_function(|_, ud: LuaAnyUserData| {
+            let l = ud.borrow::<Listener>()?;
+            Ok(l.0.local.parse::<std::net::SocketAddr>().map(|a| a.ip().to_string()).ok())
+        })?,
+    )?;
+    getters.set(
+        "port",
+        lua.create_function(|_, ud: LuaAnyUserData| {
+            let l = ud.borrow::<Listener>()?;
+            Ok(l.0.local.parse::<std::net::SocketAddr>().map(|a| a.port()).ok())
+        })?,
+    )?;
+    register_type::<Listener>(lua, methods, Some(getters), |l| {
+        let closed = l.0.sock.borrow().is_none();
+        format!("listener{{{}{}}}", l.0.local, if closed { ", closed" } else { "" })
+    })
+}

@@ -1,0 +1,239 @@
+//! `net.tcp`: `connect`, `listen`, `connect_timeout`, and `net.is_port_open`.
+//!
+//! Connecting resolves the name (bounded, see `dns.rs`), then tries each address in turn; the
+//! connect timeout covers the lookup and every attempt. Streams have `TCP_NODELAY` on unless
+//! `nodelay = false`: scripts write small messages and expect them to leave at once.
+
+pub mod listener;
+pub mod stream;
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use mlua::prelude::*;
+use tokio::net::TcpSocket;
+
+use crate::dns::{self, Family};
+use crate::error::{Kind, NResult, NetError};
+use crate::export::{async_func, func, Args, Opts};
+use crate::runtime::sched;
+use listener::{Listener, Socket};
+use stream::{Stream, Transport};
+
+/// Default for `net.is_port_open` when no timeout is given.
+const PORT_CHECK_TIMEOUT: Duration = Duration::from_secs(1);
+
+pub struct ConnectOpts {
+    pub timeout: Option<Duration>,
+    ttl: Option<u32>,
+    nodelay: bool,
+    keepalive: Option<bool>,
+    bind: Option<SocketAddr>,
+}
+
+impl ConnectOpts {
+    /// Reads the third argument of `connect`: an options table, `true` (TLS), or nothing.
+    pub fn parse(args: &Args, pos: usize) -> NResult<Self> {
+        if let LuaValue::Boolean(tls) = args.get(pos) {
+            return if tls { Err(tls_unavailable()) } else { Ok(Self::default()) };
+        }
+        let o = args.opts(pos)?;
+        Self::from_opts(&o, args, pos)
+    }
+
+    fn from_opts(o: &Opts, args: &Args, pos: usize) -> NResult<Self> {
+        match o.value("tls") {
+            LuaValue::Nil | LuaValue::Boolean(false) => {}
+            _ => return Err(tls_unavailable()),
+        }
+        let bind = match o.string("bind")? {
+            None => None,
+            Some(b) => Some(parse_bind(&b).ok_or_else(|| args.bad(pos, format!("option 'bind': \"ip\" or \"ip:port\" expected, got \"{b}\"")))?),
+        };
+        Ok(ConnectOpts {
+            timeout: o.timeout("timeout")?,
+            ttl: o.int_in("ttl", 1, 255)?.map(|n| n as u32),
+            nodelay: o.boolean("nodelay")?.unwrap_or(true),
+            keepalive: o.boolean("keepalive")?,
+            bind,
+        })
+    }
+}
+
+impl Default for ConnectOpts {
+    fn default() -> Self {
+        ConnectOpts { timeout: None, ttl: None, nodelay: true, keepalive: None, bind: None }
+    }
+}
+
+fn tls_unavailable() -> NetError {
+    NetError::new(Kind::Tls, "TLS is not available in this build yet (plain TCP only)")
+}
+
+fn parse_bind(s: &str) -> Option<SocketAddr> {
+    s.parse::<SocketAddr>().ok().or_else(|| dns::literal(s).map(|ip| SocketAddr::new(ip, 0)))
+}
+
+/// `host:port` as a user writes it (IPv6 in brackets).
+pub fn host_port(host: &str, port: u16) -> String {
+    if host.contains(':') && !host.starts_with('[') { format!("[{host}]:{port}") } else { format!("{host}:{port}") }
+}
+
+async fn connect_one(addr: SocketAddr, o: &ConnectOpts) -> std::io::Result<tokio::net::TcpStream> {
+    let sock = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    if let Some(b) = o.bind {
+        sock.bind(b)?;
+    }
+    if let Some(k) = o.keepalive {
+        sock.set_keepalive(k)?;
+    }
+    let s = sock.connect(addr).await?;
+    s.set_nodelay(o.nodelay)?;
+    if let Some(ttl) = o.ttl {
+        let r = socket2::SockRef::from(&s);
+        if addr.is_ipv4() { r.set_ttl_v4(ttl)? } else { r.set_unicast_hops_v6(ttl)? }
+    }
+    Ok(s)
+}
+
+/// Prepares a connection (argument checks and the DNS lookup's set-up happen now, on the
+/// caller's coroutine) and returns the future that makes it.
+pub fn connect(
+    lua: &Lua,
+    host: String,
+    port: u16,
+    o: ConnectOpts,
+) -> NResult<impl std::future::Future<Output = NResult<Stream>>> {
+    let lookup = dns::lookup(lua, &host, Family::Any, o.timeout)?;
+    let target = host_port(&host, port);
+    let limit = o.timeout;
+    let attempt = async move {
+        let ips: Vec<IpAddr> = lookup.await?;
+        let mut last = None;
+        for ip in ips {
+            let addr = SocketAddr::new(ip, port);
+            match connect_one(addr, &o).await {
+                Ok(s) => {
+                    let local = s.local_addr().map(|a| a.to_string()).unwrap_or_default();
+                    return Ok(Stream::new(Transport::Tcp(s), addr.to_string(), local));
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        let e = last.expect("lookup returns at least one address");
+        Err(NetError::io("connect to", &target, &e))
+    };
+    let target = host_port(&host, port);
+    Ok(async move {
+        match limit {
+            None => attempt.await,
+            Some(d) => tokio::time::timeout(d, attempt).await.map_err(|_| NetError::timeout("connect to", &target, d))?,
+        }
+    })
+}
+
+fn userdata<T: 'static>(lua: &Lua, v: T) -> NResult<LuaAnyUserData> {
+    lua.create_any_userdata(v).map_err(|e| NetError::new(Kind::Io, e.to_string()))
+}
+
+/// Where to listen: `listen(port)`, `listen(host, port)`, each with optional options after.
+fn listen_args(args: &Args) -> NResult<(String, u16, usize)> {
+    match args.get(1) {
+        LuaValue::Integer(_) | LuaValue::Number(_) if !matches!(args.get(2), LuaValue::Integer(_) | LuaValue::Number(_)) => {
+            Ok(("0.0.0.0".into(), args.port(1)?, 2))
+        }
+        _ => Ok((args.string(1)?, args.port(2)?, 3)),
+    }
+}
+
+/// Resolves a listen address without waiting on DNS: literals, `localhost`, `*`, or the system
+/// resolver for anything else (rare for servers).
+pub fn listen_addr(host: &str, port: u16) -> NResult<SocketAddr> {
+    if let Some(ip) = dns::literal(host) {
+        return Ok(SocketAddr::new(ip, port));
+    }
+    match host {
+        "" | "*" => return Ok(SocketAddr::from(([0, 0, 0, 0], port))),
+        "localhost" => return Ok(SocketAddr::from(([127, 0, 0, 1], port))),
+        _ => {}
+    }
+    use std::net::ToSocketAddrs;
+    (host, port)
+        .to_socket_addrs()
+        .map_err(|e| NetError::new(Kind::Dns, format!("{host}: {}", crate::error::describe(&e))))?
+        .next()
+        .ok_or_else(|| NetError::new(Kind::Dns, format!("{host}: host not found")))
+}
+
+fn listen(lua: &Lua, args: Args) -> NResult<LuaAnyUserData> {
+    let (host, port, opos) = listen_args(&args)?;
+    let o = args.opts(opos)?;
+    if !matches!(o.value("tls"), LuaValue::Nil | LuaValue::Boolean(false)) {
+        return Err(tls_unavailable());
+    }
+    let reuseaddr = o.boolean("reuseaddr")?.unwrap_or(true);
+    let reuseport = o.boolean("reuseport")?.unwrap_or(false);
+    let backlog = o.int_in("backlog", 1, 65535)?.unwrap_or(1024) as i32;
+    let addr = listen_addr(&host, port)?;
+    let at = host_port(&host, port);
+    let fail = |e: std::io::Error| NetError::io("listen on", &at, &e);
+    let sock = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, Some(socket2::Protocol::TCP)).map_err(fail)?;
+    sock.set_reuse_address(reuseaddr).map_err(fail)?;
+    if reuseport {
+        sock.set_reuse_port(true).map_err(fail)?;
+    }
+    sock.bind(&addr.into()).map_err(fail)?;
+    sock.listen(backlog).map_err(fail)?;
+    sock.set_nonblocking(true).map_err(fail)?;
+    let s = sched(lua);
+    let _ctx = s.enter();
+    let l = tokio::net::TcpListener::from_std(sock.into()).map_err(fail)?;
+    let local = l.local_addr().map(|a| a.to_string()).unwrap_or(at);
+    userdata(lua, Listener::new(Socket::Tcp(l), local))
+}
+
+pub fn register(lua: &Lua, net: &LuaTable) -> LuaResult<()> {
+    stream::register(lua)?;
+    listener::register(lua)?;
+    let tcp = lua.create_table()?;
+    tcp.set(
+        "connect",
+        async_func(lua, "net.tcp.connect", |lua, args| {
+            let host = args.string(1)?;
+            let port = args.port(2)?;
+            let o = ConnectOpts::parse(&args, 3)?;
+            let fut = connect(lua, host, port, o)?;
+            let lua = lua.clone();
+            Ok(async move { userdata(&lua, fut.await?) })
+        })?,
+    )?;
+    tcp.set(
+        "connect_timeout",
+        async_func(lua, "net.tcp.connect_timeout", |lua, args| {
+            let host = args.string(1)?;
+            let port = args.port(2)?;
+            let timeout = args.timeout(3)?;
+            let fut = connect(lua, host, port, ConnectOpts { timeout, ..Default::default() })?;
+            let lua = lua.clone();
+            Ok(async move { userdata(&lua, fut.await?) })
+        })?,
+    )?;
+    tcp.set("listen", func(lua, "net.tcp.listen", listen)?)?;
+    net.set("tcp", tcp)?;
+    net.set(
+        "is_port_open",
+        async_func(lua, "net.is_port_open", |lua, args| {
+            let host = args.string(1)?;
+            let port = args.port(2)?;
+            let timeout = args.timeout(3)?.unwrap_or(PORT_CHECK_TIMEOUT);
+            let fut = connect(lua, host, port, ConnectOpts { timeout: Some(timeout), ..Default::default() });
+            Ok(async move {
+                Ok(match fut {
+                    Ok(f) => f.await.map(|s| s.0.close()).is_ok(),
+                    Err(_) => false,
+                })
+            })
+        })?,
+    )?;
+    Ok(())
+}

@@ -1,0 +1,486 @@
+//! The stream object behind `net.tcp.connect`, `listener:accept()` and `net.unix.connect`.
+//!
+//! Reads go through one buffer per stream: a syscall reads as much as is there (at least 16 KiB
+//! at a time), and `read`, `read_line`, `read_exact`, `read_u32` are served from it, so bytes
+//! after a newline wait for the next call and a `read` whose data is already buffered makes no
+//! syscall. Every method first tries synchronously with a no-op waker (`try_*`); only when it
+//! would wait does the Lua wrapper (`src/lua/stream.lua`) call the async `wait_*` twin.
+
+use std::cell::{Cell, RefCell};
+use std::future::poll_fn;
+use std::io;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use mlua::prelude::*;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpStream, UnixStream};
+
+use crate::error::{Kind, NResult, NetError};
+use crate::export::{self, fail_tag, func, pending_tag, raw_async, register_type, Args};
+
+/// Smallest read a syscall is given room for.
+const READ_CHUNK: usize = 16 * 1024;
+/// A line longer than this makes `read_line` raise `limit: ...` (the bytes stay buffered).
+pub const MAX_LINE: usize = 1024 * 1024;
+
+pub enum Transport {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Transport {
+    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        match self {
+            Transport::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            Transport::Unix(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+
+    fn poll_write(&mut self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        match self {
+            Transport::Tcp(s) => Pin::new(s).poll_write(cx, data),
+            Transport::Unix(s) => Pin::new(s).poll_write(cx, data),
+        }
+    }
+
+    fn sock(&self) -> socket2::SockRef<'_> {
+        match self {
+            Transport::Tcp(s) => socket2::SockRef::from(s),
+            Transport::Unix(s) => socket2::SockRef::from(s),
+        }
+    }
+
+    pub fn tcp(&self) -> Option<&TcpStream> {
+        match self {
+            Transport::Tcp(s) => Some(s),
+            Transport::Unix(_) => None,
+        }
+    }
+}
+
+pub struct Inner {
+    io: RefCell<Option<Transport>>,
+    /// Buffered bytes are `rbuf[rpos..]`.
+    rbuf: RefCell<Vec<u8>>,
+    rpos: Cell<usize>,
+    eof: Cell<bool>,
+    timeout: Cell<Option<Duration>>,
+    /// `127.0.0.1:8080`, or the socket path for Unix streams.
+    pub peer: String,
+    pub local: String,
+    unix: bool,
+}
+
+/// A connected stream (the userdata).
+pub struct Stream(pub Rc<Inner>);
+
+impl Stream {
+    pub fn new(t: Transport, peer: String, local: String) -> Self {
+        let unix = matches!(t, Transport::Unix(_));
+        Stream(Rc::new(Inner {
+            io: RefCell::new(Some(t)),
+            rbuf: RefCell::new(Vec::new()),
+            rpos: Cell::new(0),
+            eof: Cell::new(false),
+            timeout: Cell::new(None),
+            peer,
+            local,
+            unix,
+        }))
+    }
+}
+
+/// What a read is waiting for.
+#[derive(Clone, Copy)]
+enum ReadOp {
+    Some(usize),
+    Line,
+    All,
+    Exact(usize),
+    U32,
+}
+
+/// A finished read: take `len` bytes from the buffer as the result, then drop `skip` more (the
+/// line ending); or end of stream.
+enum Done {
+    Take { len: usize, skip: usize },
+    Eof,
+}
+
+impl Inner {
+    fn buffered(&self) -> usize {
+        self.rbuf.borrow().len() - self.rpos.get()
+    }
+
+    fn closed_error(&self, op: &str) -> NetError {
+        NetError::closed(op, "connection")
+    }
+
+    fn io_error(&self, op: &str, e: &io::Error) -> NetError {
+        let what = match op {
+            "read" | "read_line" | "read_all" | "read_exact" | "read_u32" => "read from",
+            "accept" => "accept on",
+            _ => "write to",
+        };
+        NetError::io(what, &self.peer, e)
+    }
+
+    /// Reads more bytes from the socket into the buffer. Ready(0) = end of stream.
+    fn poll_fill(&self, cx: &mut Context<'_>, want: usize, op: &str) -> Poll<NResult<usize>> {
+        let mut io = self.io.borrow_mut();
+        let Some(t) = io.as_mut() else { return Poll::Ready(Err(self.closed_error(op))) };
+        let mut buf = self.rbuf.borrow_mut();
+        let pos = self.rpos.get();
+        if pos == buf.len() {
+            buf.clear();
+            self.rpos.set(0);
+        } else if pos > 0 && buf.capacity() - buf.len() < READ_CHUNK {
+            buf.drain(..pos);
+            self.rpos.set(0);
+        }
+        buf.reserve(want.max(READ_CHUNK));
+        let len = buf.len();
+        let spare = buf.spare_capacity_mut();
+        let mut rb = ReadBuf::uninit(spare);
+        match t.poll_read(cx, &mut rb) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Err(e)) => Poll::Ready(Err(self.io_error(op, &e))),
+            Poll::Ready(Ok(())) => {
+                let n = rb.filled().len();
+                // SAFETY: poll_read initialised the first `n` bytes of the spare capacity.
+                unsafe { buf.set_len(len + n) };
+                if n == 0 {
+                    self.eof.set(true);
+                }
+                Poll::Ready(Ok(n))
+            }
+        }
+    }
+
+    /// Advances a read as far as the buffer and the socket allow.
+    fn poll_read_op(&self, cx: &mut Context<'_>, op: ReadOp, name: &str) -> Poll<NResult<Done>> {
+        loop {
+            let avail = self.buffered();
+            match op {
+                ReadOp::Some(n) if avail > 0 => return Poll::Ready(Ok(Done::Take { len: avail.min(n), skip: 0 })),
+                ReadOp::Line => {
+                    let buf = self.rbuf.borrow();
+                    let data = &buf[self.rpos.get()..];
+                    if let Some(i) = data.iter().position(|&b| b == b'\n') {
+                        let cr = usize::from(i > 0 && data[i - 1] == b'\r');
+                        return Poll::Ready(Ok(Done::Take { len: i - cr, skip: 1 + cr }));
+                    }
+                    if self.eof.get() && avail > 0 {
+                        return Poll::Ready(Ok(Done::Take { len: avail, skip: 0 }));
+                    }
+                    if avail >= MAX_LINE {
+                        return Poll::Ready(Err(NetError::new(
+                            Kind::Limit,
+                            format!("read_line from {}: line longer than {MAX_LINE} bytes", self.peer),
+                        )));
+                    }
+                }
+                ReadOp::Exact(n) if avail >= n => return Poll::Ready(Ok(Done::Take { len: n, skip: 0 })),
+                ReadOp::U32 if avail >= 4 => return Poll::Ready(Ok(Done::Take { len: 4, skip: 0 })),
+                ReadOp::All if self.eof.get() => return Poll::Ready(Ok(Done::Take { len: avail, skip: 0 })),
+                _ => {}
+            }
+            if self.eof.get() {
+                // read_u32 at a clean end of stream is nil, like read; a torn value is an error.
+                let need = match op {
+                    ReadOp::Exact(n) => Some(n),
+                    ReadOp::U32 if avail > 0 => Some(4),
+                    _ => None,
+                };
+                return Poll::Ready(match need {
+                    Some(n) => Err(NetError::new(
+                        Kind::Closed,
+                        format!("{name} from {}: connection closed after {avail} of {n} bytes", self.peer),
+                    )),
+                    None => Ok(Done::Eof),
+                });
+            }
+            let want = match op {
+                ReadOp::Some(n) => n,
+                ReadOp::Exact(n) => n - avail,
+                _ => READ_CHUNK,
+            };
+            match self.poll_fill(cx, want, name) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Ready(Ok(_)) => {}
+            }
+        }
+    }
+
+    /// Turns a finished read into its Lua value and consumes the bytes.
+    fn finish(&self, lua: &Lua, op: ReadOp, d: Done) -> LuaResult<LuaValue> {
+        let (len, skip) = match d {
+            Done::Eof => return Ok(LuaValue::Nil),
+            Done::Take { len, skip } => (len, skip),
+        };
+        let pos = self.rpos.get();
+        let v = {
+            let buf = self.rbuf.borrow();
+            let bytes = &buf[pos..pos + len];
+            match op {
+                ReadOp::U32 => LuaValue::Integer(u32::from_be_bytes(bytes.try_into().expect("4 bytes")).into()),
+                _ => LuaValue::String(lua.create_string(bytes)?),
+            }
+        };
+        self.rpos.set(pos + len + skip);
+        Ok(v)
+    }
+
+    /// Writes from `data[*off..]` until done or the socket is full.
+    fn poll_write_all(&self, cx: &mut Context<'_>, data: &[u8], off: &mut usize) -> Poll<NResult<()>> {
+        let mut io = self.io.borrow_mut();
+        let Some(t) = io.as_mut() else { return Poll::Ready(Err(self.closed_error("write"))) };
+        while *off < data.len() {
+            match t.poll_write(cx, &data[*off..]) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(0)) => {
+                    return Poll::Ready(Err(NetError::new(Kind::Reset, format!("write to {}: connection closed", self.peer))))
+                }
+                Poll::Ready(Ok(n)) => *off += n,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(self.io_error("write", &e))),
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Bounds a slow-path operation by the stream's timeout.
+    async fn timed<T>(&self, op: &str, fut: impl std::future::Future<Output = NResult<T>>) -> NResult<T> {
+        match self.timeout.get() {
+            None => fut.await,
+            Some(d) => match tokio::time::timeout(d, fut).await {
+                Ok(r) => r,
+                Err(_) => {
+                    let what = if op.starts_with("read") { "read from" } else { "write to" };
+                    Err(NetError::timeout(what, &self.peer, d))
+                }
+            },
+        }
+    }
+
+    pub fn close(&self) {
+        drop(self.io.borrow_mut().take());
+    }
+
+    fn with_sock<R>(&self, op: &str, f: impl FnOnce(socket2::SockRef<'_>) -> io::Result<R>) -> NResult<R> {
+        let io = self.io.borrow();
+        let t = io.as_ref().ok_or_else(|| self.closed_error(op))?;
+        f(t.sock()).map_err(|e| NetError::io(op, &self.peer, &e))
+    }
+
+    fn tcp_only(&self, op: &str) -> NResult<()> {
+        if self.unix {
+            return Err(NetError::new(Kind::Io, format!("{op}: not available on a Unix socket")));
+        }
+        Ok(())
+    }
+}
+
+fn noop_cx() -> Context<'static> {
+    Context::from_waker(Waker::noop())
+}
+
+fn this(args: &Args) -> NResult<Rc<Inner>> {
+    Ok(args.this::<Stream>("stream")?.0.clone())
+}
+
+fn read_op(args: &Args, which: &str) -> NResult<ReadOp> {
+    Ok(match which {
+        "read" => ReadOp::Some(args.opt_int_in(2, 1, i64::from(i32::MAX))?.unwrap_or(4096) as usize),
+        "read_line" => ReadOp::Line,
+        "read_all" => ReadOp::All,
+        "read_exact" => ReadOp::Exact(args.int_in(2, 0, i64::from(i32::MAX))? as usize),
+        _ => ReadOp::U32,
+    })
+}
+
+/// `try_read` and friends: the synchronous attempt.
+fn try_read(lua: &Lua, args: Args, which: &'static str) -> LuaResult<LuaMultiValue> {
+    let r = (|| {
+        let s = this(&args)?;
+        let op = read_op(&args, which)?;
+        Ok((s, op))
+    })();
+    let (s, op) = match r {
+        Ok(v) => v,
+        Err(e) => return export::to_lua::<()>(lua, Err(e)),
+    };
+    match s.poll_read_op(&mut noop_cx(), op, which) {
+        Poll::Pending => pending_tag().into_lua_multi(lua),
+        Poll::Ready(Ok(d)) => s.finish(lua, op, d)?.into_lua_multi(lua),
+        Poll::Ready(Err(e)) => (fail_tag(), e.to_string()).into_lua_multi(lua),
+    }
+}
+
+fn wait_read(
+    lua: &Lua,
+    args: Args,
+    which: &'static str,
+) -> NResult<impl std::future::Future<Output = NResult<LuaValue>>> {
+    let s = this(&args)?;
+    let op = read_op(&args, which)?;
+    let lua = lua.clone();
+    Ok(async move {
+        let d = s.timed(which, poll_fn(|cx| s.poll_read_op(cx, op, which))).await?;
+        s.finish(&lua, op, d).map_err(|e| NetError::new(Kind::Io, e.to_string()))
+    })
+}
+
+fn write_data(args: &Args, which: &str) -> NResult<Vec<u8>> {
+    if which == "write_u32" {
+        let n = args.int_in(2, 0, i64::from(u32::MAX))? as u32;
+        return Ok(n.to_be_bytes().to_vec());
+    }
+    args.bytes(2)
+}
+
+/// The write fast path: returns the byte count, or `PENDING, written` so the slow path can
+/// continue where this stopped.
+fn try_write(lua: &Lua, args: Args, which: &'static str) -> LuaResult<LuaMultiValue> {
+    let s = match this(&args) {
+        Ok(s) => s,
+        Err(e) => return export::to_lua::<()>(lua, Err(e)),
+    };
+    let mut off = 0;
+    let r = match (which, args.get(2)) {
+        // Borrow the bytes straight from the Lua string: no copy on the fast path.
+        ("write" | "write_all", LuaValue::String(ls)) => {
+            let bytes = ls.as_bytes();
+            s.poll_write_all(&mut noop_cx(), &bytes, &mut off).map(|r| r.map(|_| bytes.len()))
+        }
+        _ => match write_data(&args, which) {
+            Ok(data) => s.poll_write_all(&mut noop_cx(), &data, &mut off).map(|r| r.map(|_| data.len())),
+            Err(e) => Poll::Ready(Err(e)),
+        },
+    };
+    match r {
+        Poll::Pending => (pending_tag(), off).into_lua_multi(lua),
+        Poll::Ready(r) => export::to_lua(lua, r),
+    }
+}
+
+fn wait_write(args: Args, which: &'static str) -> NResult<impl std::future::Future<Output = NResult<usize>>> {
+    let s = this(&args)?;
+    let data = write_data(&args, which)?;
+    let mut off = args.opt_int_in(3, 0, data.len() as i64)?.unwrap_or(0) as usize;
+    Ok(async move {
+        s.timed(which, poll_fn(|cx| s.poll_write_all(cx, &data, &mut off))).await?;
+        Ok(data.len())
+    })
+}
+
+fn addr_parts(addr: &str) -> (String, Option<u16>) {
+    match addr.parse::<std::net::SocketAddr>() {
+        Ok(a) => (a.ip().to_string(), Some(a.port())),
+        Err(_) => (addr.to_string(), None),
+    }
+}
+
+/// Registers the stream type: fast-path methods, plain methods and Lune's fields.
+pub fn register(lua: &Lua) -> LuaResult<()> {
+    let fast: LuaTable = lua
+        .load(include_str!("../lua/stream.lua"))
+        .set_name("=net.stream")
+        .call((fail_tag(), pending_tag()))?;
+    let method: LuaFunction = fast.get("method")?;
+    let methods = lua.create_table()?;
+
+    for which in ["read", "read_line", "read_all", "read_exact", "read_u32"] {
+        let t = lua.create_function(move |lua, a: LuaMultiValue| try_read(lua, Args::new(which, a), which))?;
+        let w = raw_async(lua, which, move |lua, a| wait_read(lua, a, which))?;
+        methods.set(which, method.call::<LuaFunction>((t, w))?)?;
+    }
+    for which in ["write", "write_all", "write_u32"] {
+        let t = lua.create_function(move |lua, a: LuaMultiValue| try_write(lua, Args::new(which, a), which))?;
+        let w = raw_async(lua, which, move |_, a| wait_write(a, which))?;
+        methods.set(which, method.call::<LuaFunction>((t, w))?)?;
+    }
+
+    methods.set("flush", func(lua, "flush", |_, a| {
+        let s = this(&a)?;
+        if s.io.borrow().is_none() {
+            return Err(s.closed_error("flush"));
+        }
+        Ok(true)
+    })?)?;
+    methods.set("set_timeout", func(lua, "set_timeout", |_, a| {
+        let s = this(&a)?;
+        s.timeout.set(a.timeout(2)?);
+        Ok(())
+    })?)?;
+    methods.set("peer_addr", func(lua, "peer_addr", |_, a| Ok(this(&a)?.peer.clone()))?)?;
+    methods.set("local_addr", func(lua, "local_addr", |_, a| Ok(this(&a)?.local.clone()))?)?;
+    methods.set("close", func(lua, "close", |_, a| {
+        this(&a)?.close();
+        Ok(())
+    })?)?;
+    methods.set("shutdown", func(lua, "shutdown", |_, a| {
+        let s = this(&a)?;
+        let how = match a.opt_string(2)?.as_deref() {
+            None | Some("both") => std::net::Shutdown::Both,
+            Some("read") => std::net::Shutdown::Read,
+            Some("write") => std::net::Shutdown::Write,
+            Some(o) => return Err(a.bad(2, format!("\"read\", \"write\" or \"both\" expected, got \"{o}\""))),
+        };
+        s.with_sock("shutdown", |k| match k.shutdown(how) {
+            // A peer that already went away leaves nothing to shut down.
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
+            r => r,
+        })
+    })?)?;
+    methods.set("set_nodelay", func(lua, "set_nodelay", |_, a| {
+        let s = this(&a)?;
+        s.tcp_only("set_nodelay")?;
+        let on = a.boolean(2)?;
+        s.with_sock("set_nodelay", |k| k.set_tcp_nodelay(on))
+    })?)?;
+    methods.set("set_keepalive", func(lua, "set_keepalive", |_, a| {
+        let s = this(&a)?;
+        s.tcp_only("set_keepalive")?;
+        let on = a.boolean(2)?;
+        s.with_sock("set_keepalive", |k| k.set_keepalive(on))
+    })?)?;
+    methods.set("set_ttl", func(lua, "set_ttl", |_, a| {
+        let s = this(&a)?;
+        s.tcp_only("set_ttl")?;
+        let ttl = a.int_in(2, 1, 255)? as u32;
+        s.with_sock("set_ttl", |k| match k.set_ttl_v4(ttl) {
+            Err(_) => k.set_unicast_hops_v6(ttl),
+            ok => ok,
+        })
+    })?)?;
+
+    // Lune's fields: localIp, localPort, remoteIp, remotePort.
+    let getters = lua.create_table()?;
+    let field = |name: &'static str, remote: bool, port: bool| -> LuaResult<()> {
+        let f = lua.create_function(move |lua, ud: LuaAnyUserData| {
+            let s = ud.borrow::<Stream>()?;
+            let (ip, p) = addr_parts(if remote { &s.0.peer } else { &s.0.local });
+            if port { p.into_lua(lua) } else { ip.into_lua(lua) }
+        })?;
+        getters.set(name, f)
+    };
+    field("localIp", false, false)?;
+    field("localPort", false, true)?;
+    field("remoteIp", true, false)?;
+    field("remotePort", true, true)?;
+
+    register_type::<Stream>(lua, methods, Some(getters), |s| {
+        let kind = if s.0.unix { "unix" } else { "tcp" };
+        if s.0.io.borrow().is_none() {
+            format!("{kind}{{closed}}")
+        } else if s.0.unix {
+            format!("{kind}{{{}}}", s.0.peer)
+        } else {
+            format!("{kind}{{{} -> {}}}", s.0.local, s.0.peer)
+        }
+    })
+}

@@ -1,0 +1,3 @@
+//! `net.udp` (placeholder while it is written).
+use mlua::prelude::*;
+pub fn register(_lua: &Lua, _net: &LuaTable) -> LuaResult<()> { Ok(()) }
