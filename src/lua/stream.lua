@@ -27,4 +27,15 @@ function fast.method3(try, wait)
   end
 end
 
+-- any arguments, one value; `wait` gets the same arguments again (used where a retry needs no
+-- hint, e.g. a datagram is sent whole or not at all)
+function fast.varargs(try, wait)
+  return function(...)
+    local r, e = try(...)
+    if r == PENDING then r, e = wait(...) end
+    if r == FAIL then error(e, 0) end
+    return r
+  end
+end
+
 return fast
