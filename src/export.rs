@@ -108,15 +108,7 @@ where
     F: Fn(&Lua, Args) -> NResult<Fut> + 'static,
 {
     lua.create_async_function(move |lua, args: LuaMultiValue| {
-        let prepared = prepare(&lua, Args::new(name, args));
-        let run = prepared.map(|fut| runtime::drive(&lua, name, fut));
-        async move {
-            let r = match run {
-                Ok(fut) => fut.await,
-                Err(e) => Err(e),
-            };
-            to_lua(&lua, r)
-        }
+        runtime::Call::new(&lua, name, prepare(&lua, Args::new(name, args)))
     })
 }
 

@@ -1,7 +1,7 @@
 //! The event loop and the "one function, three behaviours" dispatch (design §3).
 //!
 //! Each Lua state owns one tokio current-thread runtime and one `LocalSet`, kept in mlua app data.
-//! Every operation that can wait is driven by [`drive`], which looks at the calling coroutine:
+//! Every operation that can wait is driven by a [`Call`], which looks at the calling coroutine:
 //! - a task that the loop is polling now: the future is awaited, the task yields, others run;
 //! - the main thread (or a plain coroutine) while no loop runs: the call blocks by driving the
 //!   loop itself, so spawned tasks, servers and timers keep running meanwhile;
@@ -146,16 +146,58 @@ pub fn nested_error(op: &str) -> NetError {
     )
 }
 
-/// Decides, on the caller's coroutine, how `fut` will run; returns a future that does that.
-/// Must be called synchronously from the Lua call (before any await), which `export` ensures.
-pub fn drive<T>(lua: &Lua, op: &'static str, fut: impl Future<Output = NResult<T>>) -> impl Future<Output = NResult<T>> {
-    let s = sched(lua);
-    let m = mode(lua, &s);
-    async move {
-        match m {
-            Mode::Task => fut.await,
-            Mode::Block => s.block_on(fut),
-            Mode::Nested => Err(nested_error(op)),
-        }
+/// One call of a waiting operation: decided, on the caller's coroutine, to be awaited, blocked
+/// on, or refused (see the module doc). Written by hand rather than as an `async` block because
+/// nested async blocks that capture a future and then await it store it twice, and this wraps
+/// every waiting call (it halved the memory of a sleeping task).
+pub struct Call<F> {
+    fut: Option<F>,
+    /// The argument check failed: report this instead of running anything.
+    err: Option<NetError>,
+    mode: Mode,
+    sched: Rc<Sched>,
+    op: &'static str,
+    lua: Lua,
+}
+
+impl<F> Call<F> {
+    /// Must be created synchronously from the Lua call (before any await), which `export` does.
+    pub fn new(lua: &Lua, op: &'static str, prepared: NResult<F>) -> Self {
+        let sched = sched(lua);
+        let mode = mode(lua, &sched);
+        let (fut, err) = match prepared {
+            Ok(f) => (Some(f), None),
+            Err(e) => (None, Some(e)),
+        };
+        Call { fut, err, mode, sched, op, lua: lua.clone() }
+    }
+}
+
+impl<R: IntoLuaMulti, F: Future<Output = NResult<R>>> Future for Call<F> {
+    type Output = LuaResult<LuaMultiValue>;
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        use std::task::Poll;
+        // SAFETY: `fut` is never moved while pinned: it is polled in place, or taken before its
+        // first poll to be consumed by `block_on`.
+        let this = unsafe { self.get_unchecked_mut() };
+        let r = if let Some(e) = this.err.take() {
+            Err(e)
+        } else {
+            match (this.mode, this.fut.as_mut()) {
+                (_, None) => Err(NetError::new(Kind::Io, format!("{}: polled after completion", this.op))),
+                (Mode::Task, Some(f)) => match unsafe { std::pin::Pin::new_unchecked(f) }.poll(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(r) => r,
+                },
+                (Mode::Block, Some(_)) => {
+                    let f = this.fut.take().expect("checked");
+                    this.sched.block_on(f)
+                }
+                (Mode::Nested, Some(_)) => Err(nested_error(this.op)),
+            }
+        };
+        this.fut = None;
+        Poll::Ready(crate::export::to_lua(&this.lua, r))
     }
 }
