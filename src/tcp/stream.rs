@@ -19,7 +19,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
 
 use crate::error::{Kind, NResult, NetError};
-use crate::export::{self, fail_tag, func, pending_tag, raw_async, register_type, Args};
+use crate::export::{fail_tag, func, pending_tag, raw_async, register_type, Args};
 
 /// Smallest read a syscall is given room for.
 const READ_CHUNK: usize = 16 * 1024;
@@ -292,31 +292,48 @@ fn this(args: &Args) -> NResult<Rc<Inner>> {
     Ok(args.this::<Stream>("stream")?.0.clone())
 }
 
-fn read_op(args: &Args, which: &str) -> NResult<ReadOp> {
+
+/// Reads the size argument of a read method from a raw value (the fast path avoids `Args`).
+fn read_op_of(which: &str, v: &LuaValue) -> NResult<ReadOp> {
+    let size = |lo: i64, default: Option<i64>| -> NResult<usize> {
+        let n = match v {
+            LuaValue::Nil => default.ok_or_else(|| NetError::arg(2, which, "integer expected, got no value"))?,
+            LuaValue::Integer(n) => *n as i64,
+            LuaValue::Number(f) if f.fract() == 0.0 => *f as i64,
+            other => return Err(NetError::arg(2, which, format!("integer expected, got {}", other.type_name()))),
+        };
+        if n < lo || n > i64::from(i32::MAX) {
+            return Err(NetError::arg(2, which, format!("out of range: {n} is not in {lo}..{}", i32::MAX)));
+        }
+        Ok(n as usize)
+    };
     Ok(match which {
-        "read" => ReadOp::Some(args.opt_int_in(2, 1, i64::from(i32::MAX))?.unwrap_or(4096) as usize),
+        "read" => ReadOp::Some(size(1, Some(4096))?),
         "read_line" => ReadOp::Line,
         "read_all" => ReadOp::All,
-        "read_exact" => ReadOp::Exact(args.int_in(2, 0, i64::from(i32::MAX))? as usize),
+        "read_exact" => ReadOp::Exact(size(0, None)?),
         _ => ReadOp::U32,
     })
 }
 
-/// `try_read` and friends: the synchronous attempt.
-fn try_read(lua: &Lua, args: Args, which: &'static str) -> LuaResult<LuaMultiValue> {
-    let r = (|| {
-        let s = this(&args)?;
-        let op = read_op(&args, which)?;
-        Ok((s, op))
-    })();
-    let (s, op) = match r {
-        Ok(v) => v,
-        Err(e) => return export::to_lua::<()>(lua, Err(e)),
+fn read_op(args: &Args, which: &str) -> NResult<ReadOp> {
+    read_op_of(which, &args.get(2))
+}
+
+/// The read fast path: the value, or `PENDING`, or `FAIL, message`. Typed arguments and a
+/// two-value return keep mlua from allocating per call (this is the hottest call there is).
+fn try_read(lua: &Lua, s: &Inner, size: LuaValue, which: &'static str) -> LuaResult<(LuaValue, LuaValue)> {
+    let fail = |e: NetError| -> LuaResult<(LuaValue, LuaValue)> {
+        Ok((LuaValue::LightUserData(fail_tag()), LuaValue::String(lua.create_string(e.to_string())?)))
+    };
+    let op = match read_op_of(which, &size) {
+        Ok(op) => op,
+        Err(e) => return fail(e),
     };
     match s.poll_read_op(&mut noop_cx(), op, which) {
-        Poll::Pending => pending_tag().into_lua_multi(lua),
-        Poll::Ready(Ok(d)) => s.finish(lua, op, d)?.into_lua_multi(lua),
-        Poll::Ready(Err(e)) => (fail_tag(), e.to_string()).into_lua_multi(lua),
+        Poll::Pending => Ok((LuaValue::LightUserData(pending_tag()), LuaValue::Nil)),
+        Poll::Ready(Ok(d)) => Ok((s.finish(lua, op, d)?, LuaValue::Nil)),
+        Poll::Ready(Err(e)) => fail(e),
     }
 }
 
@@ -334,37 +351,55 @@ fn wait_read(
     })
 }
 
-fn write_data(args: &Args, which: &str) -> NResult<Vec<u8>> {
-    if which == "write_u32" {
-        let n = args.int_in(2, 0, i64::from(u32::MAX))? as u32;
-        return Ok(n.to_be_bytes().to_vec());
+fn write_data_of(which: &str, v: &LuaValue) -> NResult<Vec<u8>> {
+    match (which, v) {
+        ("write_u32", LuaValue::Integer(n)) if (0..=i64::from(u32::MAX)).contains(&(*n as i64)) => {
+            Ok((*n as u32).to_be_bytes().to_vec())
+        }
+        ("write_u32", LuaValue::Number(f)) if f.fract() == 0.0 && *f >= 0.0 && *f <= f64::from(u32::MAX) => {
+            Ok((*f as u32).to_be_bytes().to_vec())
+        }
+        ("write_u32", other) => Err(NetError::arg(2, which, format!("integer in 0..{} expected, got {}", u32::MAX, lua_show(other)))),
+        (_, LuaValue::String(s)) => Ok(s.as_bytes().to_vec()),
+        (_, LuaValue::Integer(n)) => Ok(n.to_string().into_bytes()),
+        (_, LuaValue::Number(n)) => Ok(n.to_string().into_bytes()),
+        (_, other) => Err(NetError::arg(2, which, format!("string expected, got {}", lua_show(other)))),
     }
-    args.bytes(2)
 }
 
-/// The write fast path: returns the byte count, or `PENDING, written` so the slow path can
-/// continue where this stopped.
-fn try_write(lua: &Lua, args: Args, which: &'static str) -> LuaResult<LuaMultiValue> {
-    let s = match this(&args) {
-        Ok(s) => s,
-        Err(e) => return export::to_lua::<()>(lua, Err(e)),
-    };
+fn lua_show(v: &LuaValue) -> String {
+    match v {
+        LuaValue::Nil => "no value".into(),
+        LuaValue::Integer(n) => n.to_string(),
+        LuaValue::Number(n) => n.to_string(),
+        other => other.type_name().into(),
+    }
+}
+
+fn write_data(args: &Args, which: &str) -> NResult<Vec<u8>> {
+    write_data_of(which, &args.get(2))
+}
+
+/// The write fast path: the byte count, or `PENDING, written` so the slow path can continue
+/// where this stopped, or `FAIL, message`.
+fn try_write(lua: &Lua, s: &Inner, data: LuaValue, which: &'static str) -> LuaResult<(LuaValue, LuaValue)> {
     let mut off = 0;
-    let r = match (which, args.get(2)) {
+    let r = match (which, &data) {
         // Borrow the bytes straight from the Lua string: no copy on the fast path.
         ("write" | "write_all", LuaValue::String(ls)) => {
             let bytes = ls.as_bytes();
             s.poll_write_all(&mut noop_cx(), &bytes, &mut off).map(|r| r.map(|_| bytes.len()))
         }
-        _ => match write_data(&args, which) {
-            Ok(data) => s.poll_write_all(&mut noop_cx(), &data, &mut off).map(|r| r.map(|_| data.len())),
+        _ => match write_data_of(which, &data) {
+            Ok(d) => s.poll_write_all(&mut noop_cx(), &d, &mut off).map(|r| r.map(|_| d.len())),
             Err(e) => Poll::Ready(Err(e)),
         },
     };
-    match r {
-        Poll::Pending => (pending_tag(), off).into_lua_multi(lua),
-        Poll::Ready(r) => export::to_lua(lua, r),
-    }
+    Ok(match r {
+        Poll::Pending => (LuaValue::LightUserData(pending_tag()), LuaValue::Integer(off as _)),
+        Poll::Ready(Ok(n)) => (LuaValue::Integer(n as _), LuaValue::Nil),
+        Poll::Ready(Err(e)) => (LuaValue::LightUserData(fail_tag()), LuaValue::String(lua.create_string(e.to_string())?)),
+    })
 }
 
 fn wait_write(args: Args, which: &'static str) -> NResult<impl std::future::Future<Output = NResult<usize>>> {
@@ -394,12 +429,12 @@ pub fn register(lua: &Lua) -> LuaResult<()> {
     let methods = lua.create_table()?;
 
     for which in ["read", "read_line", "read_all", "read_exact", "read_u32"] {
-        let t = lua.create_function(move |lua, a: LuaMultiValue| try_read(lua, Args::new(which, a), which))?;
+        let t = lua.create_function(move |lua, (s, n): (mlua::UserDataRef<Stream>, LuaValue)| try_read(lua, &s.0, n, which))?;
         let w = raw_async(lua, which, move |lua, a| wait_read(lua, a, which))?;
         methods.set(which, method.call::<LuaFunction>((t, w))?)?;
     }
     for which in ["write", "write_all", "write_u32"] {
-        let t = lua.create_function(move |lua, a: LuaMultiValue| try_write(lua, Args::new(which, a), which))?;
+        let t = lua.create_function(move |lua, (s, d): (mlua::UserDataRef<Stream>, LuaValue)| try_write(lua, &s.0, d, which))?;
         let w = raw_async(lua, which, move |_, a| wait_write(a, which))?;
         methods.set(which, method.call::<LuaFunction>((t, w))?)?;
     }
