@@ -30,6 +30,7 @@ struct Inner {
     timeout: Cell<Option<Duration>>,
     local: SocketAddr,
     peer: RefCell<Option<SocketAddr>>,
+    waiters: crate::runtime::Waiters,
 }
 
 pub struct Udp(Rc<Inner>);
@@ -148,7 +149,10 @@ fn wait_recv(lua: &Lua, args: Args, connected: bool) -> NResult<impl std::future
     let max = recv_max(&args)?;
     let lua = lua.clone();
     Ok(async move {
-        let (n, from) = s.timed("recv on", poll_fn(|cx| s.poll_recv(cx, max, connected))).await?;
+        let (n, from) = s.timed("recv on", poll_fn(|cx| {
+            let r = s.poll_recv(cx, max, connected);
+            s.waiters.pending(cx, r)
+        })).await?;
         recv_result(&lua, &s, n, from, connected).map_err(|e| NetError::new(Kind::Io, e.to_string()))
     })
 }
@@ -197,7 +201,10 @@ fn wait_send(lua: &Lua, args: Args, connected: bool) -> NResult<impl std::future
             None => None,
             Some((l, port)) => Some(s.fit(l.await?[0], port)),
         };
-        s.timed("send to", poll_fn(|cx| s.poll_send(cx, &data, to))).await
+        s.timed("send to", poll_fn(|cx| {
+            let r = s.poll_send(cx, &data, to);
+            s.waiters.pending(cx, r)
+        })).await
     })
 }
 
@@ -227,7 +234,7 @@ fn bind(lua: &Lua, args: Args) -> NResult<LuaAnyUserData> {
     let _ctx = sc.enter();
     let u = UdpSocket::from_std(sock.into()).map_err(fail)?;
     let local = u.local_addr().map_err(fail)?;
-    let inner = Inner { sock: RefCell::new(Some(u)), scratch: RefCell::new(Vec::new()), timeout: Cell::new(None), local, peer: RefCell::new(None) };
+    let inner = Inner { sock: RefCell::new(Some(u)), scratch: RefCell::new(Vec::new()), timeout: Cell::new(None), local, peer: RefCell::new(None), waiters: Default::default() };
     lua.create_any_userdata(Udp(Rc::new(inner))).map_err(|e| NetError::new(Kind::Io, e.to_string()))
 }
 
@@ -307,7 +314,9 @@ pub fn register(lua: &Lua, net: &LuaTable) -> LuaResult<()> {
     })?)?;
     methods.set("local_addr", func(lua, "local_addr", |_, a| Ok(this(&a)?.local.to_string()))?)?;
     methods.set("close", func(lua, "close", |_, a| {
-        drop(this(&a)?.sock.borrow_mut().take());
+        let s = this(&a)?;
+        drop(s.sock.borrow_mut().take());
+        s.waiters.wake_all();
         Ok(())
     })?)?;
     let getters = lua.create_table()?;

@@ -5,9 +5,9 @@ local FAIL, POLL_PENDING = ...
 local error, select, type, tostring = error, select, type, tostring
 local traceback = debug.traceback
 
-local function finish(a, ...)
-  if a == FAIL then error((...), 0) end
-  return a, ...
+local function finish(...)
+  if (...) == FAIL then error((select(2, ...)), 0) end
+  return ...
 end
 
 local glue = {}

@@ -103,6 +103,31 @@ impl Sched {
     }
 }
 
+/// Tasks waiting on one object, to wake when it is closed under them. tokio wakes a socket's
+/// waiters only once its driver releases the registration, which can be many closes later, so
+/// `close()` wakes them itself and they find the object closed.
+#[derive(Default)]
+pub struct Waiters(RefCell<Vec<Waker>>);
+
+impl Waiters {
+    /// Remembers `cx`'s task if `r` is still pending.
+    pub fn pending<T>(&self, cx: &std::task::Context<'_>, r: std::task::Poll<T>) -> std::task::Poll<T> {
+        if r.is_pending() {
+            let mut ws = self.0.borrow_mut();
+            if !ws.iter().any(|w| w.will_wake(cx.waker())) {
+                ws.push(cx.waker().clone());
+            }
+        }
+        r
+    }
+
+    pub fn wake_all(&self) {
+        for w in self.0.borrow_mut().drain(..) {
+            w.wake();
+        }
+    }
+}
+
 /// The scheduler of this Lua state.
 pub fn sched(lua: &Lua) -> Rc<Sched> {
     lua.app_data_ref::<Rc<Sched>>().expect("net: scheduler missing").clone()

@@ -70,8 +70,11 @@ pub fn spawn(lua: &Lua, f: LuaFunction, args: LuaMultiValue) -> LuaResult<Task> 
     let lua2 = lua.clone();
     let s2 = s.clone();
     s.retain();
+    // Created outside the async block so that it is dropped (and the loop released) even when
+    // the task is cancelled before its first poll.
+    let alive = Release(s2.clone(), st.clone());
     let fut = async move {
-        let _alive = Release(s2.clone(), st.clone());
+        let _alive = alive;
         let res = poll_fn(|cx| {
             let at = match lua2.registry_value::<LuaThread>(&key).and_then(|th| th.into_async::<LuaMultiValue>(())) {
                 Ok(at) => at,
@@ -202,6 +205,9 @@ pub fn register(lua: &Lua, net: &LuaTable) -> LuaResult<()> {
             let running = matches!(*st.outcome.borrow(), Outcome::Running);
             if let Some(h) = st.abort.borrow_mut().take() {
                 h.abort();
+            }
+            if running {
+                st.finish(Outcome::Cancelled); // visible at once, not at the loop's next turn
             }
             Ok(running)
         })?,

@@ -24,6 +24,7 @@ pub struct Inner {
     timeout: Cell<Option<Duration>>,
     /// `0.0.0.0:8080`, or the socket path.
     pub local: String,
+    waiters: crate::runtime::Waiters,
 }
 
 impl Drop for Inner {
@@ -42,7 +43,7 @@ pub struct Listener(pub Rc<Inner>);
 
 impl Listener {
     pub fn new(sock: Socket, local: String) -> Self {
-        Listener(Rc::new(Inner { sock: RefCell::new(Some(sock)), timeout: Cell::new(None), local }))
+        Listener(Rc::new(Inner { sock: RefCell::new(Some(sock)), timeout: Cell::new(None), local, waiters: Default::default() }))
     }
 }
 
@@ -75,7 +76,10 @@ pub fn register(lua: &Lua) -> LuaResult<()> {
             let l = this(&a)?;
             let lua = lua.clone();
             Ok(async move {
-                let fut = poll_fn(|cx| accept_once(&l, cx));
+                let fut = poll_fn(|cx| {
+                    let r = accept_once(&l, cx);
+                    l.waiters.pending(cx, r)
+                });
                 let s = match l.timeout.get() {
                     None => fut.await?,
                     Some(d) => tokio::time::timeout(d, fut).await.map_err(|_| NetError::timeout("accept on", &l.local, d))??,
@@ -95,7 +99,9 @@ pub fn register(lua: &Lua) -> LuaResult<()> {
     methods.set(
         "close",
         func(lua, "close", |_, a| {
-            close(&this(&a)?.sock);
+            let l = this(&a)?;
+            close(&l.sock);
+            l.waiters.wake_all();
             Ok(())
         })?,
     )?;

@@ -72,6 +72,7 @@ pub struct Inner {
     pub peer: String,
     pub local: String,
     unix: bool,
+    waiters: crate::runtime::Waiters,
 }
 
 /// A connected stream (the userdata).
@@ -89,6 +90,7 @@ impl Stream {
             peer,
             local,
             unix,
+            waiters: Default::default(),
         }))
     }
 }
@@ -268,6 +270,7 @@ impl Inner {
 
     pub fn close(&self) {
         drop(self.io.borrow_mut().take());
+        self.waiters.wake_all();
     }
 
     fn with_sock<R>(&self, op: &str, f: impl FnOnce(socket2::SockRef<'_>) -> io::Result<R>) -> NResult<R> {
@@ -346,7 +349,10 @@ fn wait_read(
     let op = read_op(&args, which)?;
     let lua = lua.clone();
     Ok(async move {
-        let d = s.timed(which, poll_fn(|cx| s.poll_read_op(cx, op, which))).await?;
+        let d = s.timed(which, poll_fn(|cx| {
+            let r = s.poll_read_op(cx, op, which);
+            s.waiters.pending(cx, r)
+        })).await?;
         s.finish(&lua, op, d).map_err(|e| NetError::new(Kind::Io, e.to_string()))
     })
 }
@@ -407,7 +413,10 @@ fn wait_write(args: Args, which: &'static str) -> NResult<impl std::future::Futu
     let data = write_data(&args, which)?;
     let mut off = args.opt_int_in(3, 0, data.len() as i64)?.unwrap_or(0) as usize;
     Ok(async move {
-        s.timed(which, poll_fn(|cx| s.poll_write_all(cx, &data, &mut off))).await?;
+        s.timed(which, poll_fn(|cx| {
+            let r = s.poll_write_all(cx, &data, &mut off);
+            s.waiters.pending(cx, r)
+        })).await?;
         Ok(data.len())
     })
 }
