@@ -39,6 +39,15 @@ fn this(args: &Args) -> NResult<Rc<Inner>> {
     Ok(args.this::<Udp>("udp socket")?.0.clone())
 }
 
+/// The socket, or `closed: ...` once it is closed.
+fn open(args: &Args, op: &str) -> NResult<Rc<Inner>> {
+    let s = this(args)?;
+    if s.sock.borrow().is_none() {
+        return Err(s.closed(op));
+    }
+    Ok(s)
+}
+
 fn noop_cx() -> Context<'static> {
     Context::from_waker(Waker::noop())
 }
@@ -261,13 +270,15 @@ fn multicast(args: &Args, join: bool) -> NResult<()> {
 pub fn register(lua: &Lua, net: &LuaTable) -> LuaResult<()> {
     let fast: LuaTable = lua.load(include_str!("lua/stream.lua")).set_name("=net.stream").call((fail_tag(), pending_tag()))?;
     let method3: LuaFunction = fast.get("method3")?;
+    let method1: LuaFunction = fast.get("method")?;
     let varargs: LuaFunction = fast.get("varargs")?;
     let methods = lua.create_table()?;
 
     for (name, connected) in [("recv", false), ("recv_connected", true)] {
         let t = lua.create_function(move |lua, a: LuaMultiValue| try_recv(lua, Args::new(name, a), connected))?;
         let w = raw_async(lua, name, move |lua, a| wait_recv(lua, a, connected))?;
-        methods.set(name, method3.call::<LuaFunction>((t, w))?)?;
+        let wrapper = if connected { &method1 } else { &method3 };
+        methods.set(name, wrapper.call::<LuaFunction>((t, w))?)?;
     }
     for (name, connected) in [("send", false), ("send_connected", true)] {
         let t = lua.create_function(move |lua, a: LuaMultiValue| try_send(lua, Args::new(name, a), connected))?;
@@ -309,10 +320,11 @@ pub fn register(lua: &Lua, net: &LuaTable) -> LuaResult<()> {
     methods.set("join_multicast", func(lua, "join_multicast", |_, a| multicast(&a, true))?)?;
     methods.set("leave_multicast", func(lua, "leave_multicast", |_, a| multicast(&a, false))?)?;
     methods.set("set_timeout", func(lua, "set_timeout", |_, a| {
-        this(&a)?.timeout.set(a.timeout(2)?);
+        let t = a.timeout(2)?;
+        open(&a, "set_timeout")?.timeout.set(t);
         Ok(())
     })?)?;
-    methods.set("local_addr", func(lua, "local_addr", |_, a| Ok(this(&a)?.local.to_string()))?)?;
+    methods.set("local_addr", func(lua, "local_addr", |_, a| Ok(open(&a, "local_addr")?.local.to_string()))?)?;
     methods.set("close", func(lua, "close", |_, a| {
         let s = this(&a)?;
         drop(s.sock.borrow_mut().take());

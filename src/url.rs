@@ -60,8 +60,11 @@ fn parse(lua: &Lua, a: Args) -> NResult<LuaTable> {
         t.set("path", u.path())?;
         t.set("query", u.query())?;
         t.set("fragment", u.fragment())?;
-        t.set("user", if u.username().is_empty() { None } else { Some(u.username()) })?;
-        t.set("password", u.password())?;
+        // The url crate keeps userinfo percent-encoded; scripts want the real name and password.
+        let decoded = |s: &str| lua.create_string(percent_decode(s.as_bytes()).collect::<Vec<u8>>());
+        let user = if u.username().is_empty() { None } else { Some(decoded(u.username())?) };
+        t.set("user", user)?;
+        t.set("password", u.password().map(decoded).transpose()?)?;
         Ok(t)
     })();
     t.map_err(|e| NetError::new(Kind::Io, e.to_string()))

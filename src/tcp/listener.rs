@@ -51,6 +51,15 @@ fn this(args: &Args) -> NResult<Rc<Inner>> {
     Ok(args.this::<Listener>("listener")?.0.clone())
 }
 
+/// The listener, or `closed: ...` once it is closed.
+fn open(args: &Args, op: &str) -> NResult<Rc<Inner>> {
+    let l = this(args)?;
+    if l.sock.borrow().is_none() {
+        return Err(NetError::closed(op, "listener"));
+    }
+    Ok(l)
+}
+
 fn accept_once(l: &Inner, cx: &mut std::task::Context<'_>) -> std::task::Poll<NResult<Stream>> {
     use std::task::Poll;
     let sock = l.sock.borrow();
@@ -88,11 +97,12 @@ pub fn register(lua: &Lua) -> LuaResult<()> {
             })
         })?,
     )?;
-    methods.set("local_addr", func(lua, "local_addr", |_, a| Ok(this(&a)?.local.clone()))?)?;
+    methods.set("local_addr", func(lua, "local_addr", |_, a| Ok(open(&a, "local_addr")?.local.clone()))?)?;
     methods.set(
         "set_timeout",
         func(lua, "set_timeout", |_, a| {
-            this(&a)?.timeout.set(a.timeout(2)?);
+            let t = a.timeout(2)?;
+            open(&a, "set_timeout")?.timeout.set(t);
             Ok(())
         })?,
     )?;

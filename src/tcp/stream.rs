@@ -19,7 +19,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
 
 use crate::error::{Kind, NResult, NetError};
-use crate::export::{fail_tag, func, pending_tag, raw_async, register_type, Args};
+use crate::export::{SelfArg, fail_tag, func, pending_tag, raw_async, register_type, Args};
 
 /// Smallest read a syscall is given room for.
 const READ_CHUNK: usize = 16 * 1024;
@@ -164,6 +164,9 @@ impl Inner {
 
     /// Advances a read as far as the buffer and the socket allow.
     fn poll_read_op(&self, cx: &mut Context<'_>, op: ReadOp, name: &str) -> Poll<NResult<Done>> {
+        if self.io.borrow().is_none() {
+            return Poll::Ready(Err(self.closed_error(name)));
+        }
         loop {
             let avail = self.buffered();
             match op {
@@ -279,6 +282,14 @@ impl Inner {
         f(t.sock()).map_err(|e| NetError::io(op, &self.peer, &e))
     }
 
+    /// Fails with `closed: ...` once the stream is closed (for methods that touch no socket).
+    fn open(&self, op: &str) -> NResult<&Self> {
+        if self.io.borrow().is_none() {
+            return Err(self.closed_error(op));
+        }
+        Ok(self)
+    }
+
     fn tcp_only(&self, op: &str) -> NResult<()> {
         if self.unix {
             return Err(NetError::new(Kind::Io, format!("{op}: not available on a Unix socket")));
@@ -325,10 +336,15 @@ fn read_op(args: &Args, which: &str) -> NResult<ReadOp> {
 
 /// The read fast path: the value, or `PENDING`, or `FAIL, message`. Typed arguments and a
 /// two-value return keep mlua from allocating per call (this is the hottest call there is).
-fn try_read(lua: &Lua, s: &Inner, size: LuaValue, which: &'static str) -> LuaResult<(LuaValue, LuaValue)> {
+fn try_read(lua: &Lua, s: SelfArg<Stream>, size: LuaValue, which: &'static str) -> LuaResult<(LuaValue, LuaValue)> {
     let fail = |e: NetError| -> LuaResult<(LuaValue, LuaValue)> {
         Ok((LuaValue::LightUserData(fail_tag()), LuaValue::String(lua.create_string(e.to_string())?)))
     };
+    let s = match s.get(which, "stream") {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    let s = &s.0;
     let op = match read_op_of(which, &size) {
         Ok(op) => op,
         Err(e) => return fail(e),
@@ -388,7 +404,12 @@ fn write_data(args: &Args, which: &str) -> NResult<Vec<u8>> {
 
 /// The write fast path: the byte count, or `PENDING, written` so the slow path can continue
 /// where this stopped, or `FAIL, message`.
-fn try_write(lua: &Lua, s: &Inner, data: LuaValue, which: &'static str) -> LuaResult<(LuaValue, LuaValue)> {
+fn try_write(lua: &Lua, s: SelfArg<Stream>, data: LuaValue, which: &'static str) -> LuaResult<(LuaValue, LuaValue)> {
+    let s = match s.get(which, "stream") {
+        Ok(s) => s,
+        Err(e) => return Ok((LuaValue::LightUserData(fail_tag()), LuaValue::String(lua.create_string(e.to_string())?))),
+    };
+    let s = &s.0;
     let mut off = 0;
     let r = match (which, &data) {
         // Borrow the bytes straight from the Lua string: no copy on the fast path.
@@ -438,30 +459,27 @@ pub fn register(lua: &Lua) -> LuaResult<()> {
     let methods = lua.create_table()?;
 
     for which in ["read", "read_line", "read_all", "read_exact", "read_u32"] {
-        let t = lua.create_function(move |lua, (s, n): (mlua::UserDataRef<Stream>, LuaValue)| try_read(lua, &s.0, n, which))?;
+        let t = lua.create_function(move |lua, (s, n): (SelfArg<Stream>, LuaValue)| try_read(lua, s, n, which))?;
         let w = raw_async(lua, which, move |lua, a| wait_read(lua, a, which))?;
         methods.set(which, method.call::<LuaFunction>((t, w))?)?;
     }
     for which in ["write", "write_all", "write_u32"] {
-        let t = lua.create_function(move |lua, (s, d): (mlua::UserDataRef<Stream>, LuaValue)| try_write(lua, &s.0, d, which))?;
+        let t = lua.create_function(move |lua, (s, d): (SelfArg<Stream>, LuaValue)| try_write(lua, s, d, which))?;
         let w = raw_async(lua, which, move |_, a| wait_write(a, which))?;
         methods.set(which, method.call::<LuaFunction>((t, w))?)?;
     }
 
     methods.set("flush", func(lua, "flush", |_, a| {
-        let s = this(&a)?;
-        if s.io.borrow().is_none() {
-            return Err(s.closed_error("flush"));
-        }
+        this(&a)?.open("flush")?;
         Ok(true)
     })?)?;
     methods.set("set_timeout", func(lua, "set_timeout", |_, a| {
-        let s = this(&a)?;
-        s.timeout.set(a.timeout(2)?);
+        let t = a.timeout(2)?;
+        this(&a)?.open("set_timeout")?.timeout.set(t);
         Ok(())
     })?)?;
-    methods.set("peer_addr", func(lua, "peer_addr", |_, a| Ok(this(&a)?.peer.clone()))?)?;
-    methods.set("local_addr", func(lua, "local_addr", |_, a| Ok(this(&a)?.local.clone()))?)?;
+    methods.set("peer_addr", func(lua, "peer_addr", |_, a| Ok(this(&a)?.open("peer_addr")?.peer.clone()))?)?;
+    methods.set("local_addr", func(lua, "local_addr", |_, a| Ok(this(&a)?.open("local_addr")?.local.clone()))?)?;
     methods.set("close", func(lua, "close", |_, a| {
         this(&a)?.close();
         Ok(())
