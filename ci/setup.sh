@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# One-time setup of a Debian (12) machine for `net`, then build both flavours and run the demo.
+# Safe to run again: apt is skipped when every package is already there.
+#
+#   ci/setup.sh
+#
+# Env: NET_SETUP_NO_DEMO=1 (skip examples/tour.lua), NET_SETUP_NO_BUILD=1 (packages only),
+#      NET_DEMO_TIMEOUT (seconds per demo run, default 120).
+# Rust itself is not installed here: get it with rustup (https://rustup.rs).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+die() { echo "ci/setup.sh: ERROR: $*" >&2; exit 1; }
+trap 'rc=$?; [ $rc -eq 0 ] || echo "ci/setup.sh: FAILED (exit $rc)" >&2' EXIT
+
+# Debian packages:
+#   interpreters + dev headers (luarocks builds against them; LuaJIT's are in /usr/include/luajit-2.1),
+#   luarocks, busted (lua-busted ships it for 5.1..5.4, so it runs under luajit too),
+#   libssl-dev + pkg-config (openssl crate), gcc (linker for rustc), git, curl and openssl (test
+#   peers: curl, openssl s_server), python3 + pip + websockets (Python test peers).
+PACKAGES=(
+  lua5.4 liblua5.4-dev luajit libluajit-5.1-dev luarocks lua-busted
+  libssl-dev pkg-config gcc libc6-dev git ca-certificates curl openssl
+  python3 python3-pip python3-websockets
+)
+
+if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then
+  echo "ci/setup.sh: not a Debian/Ubuntu system: install by hand: ${PACKAGES[*]}" >&2
+else
+  missing=()
+  for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  if [ ${#missing[@]} -eq 0 ]; then
+    echo "==> Debian packages: all ${#PACKAGES[@]} already installed"
+  else
+    SUDO=()
+    if [ "$(id -u)" -ne 0 ]; then
+      command -v sudo >/dev/null 2>&1 || die "not root and no sudo: install ${missing[*]} as root"
+      SUDO=(sudo)
+    fi
+    echo "==> apt-get install ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    "${SUDO[@]}" apt-get update -q
+    "${SUDO[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
+  fi
+fi
+
+# Python peers need `websockets` in the python3 that is on PATH (it may be a pyenv one, not Debian's).
+if command -v python3 >/dev/null 2>&1; then
+  if ! python3 -c 'import websockets' 2>/dev/null; then
+    echo "==> pip install websockets (for $(command -v python3))"
+    python3 -m pip install -q websockets ||
+      python3 -m pip install -q --break-system-packages websockets ||
+      die "could not install the Python package websockets"
+  fi
+else
+  die "python3 not found"
+fi
+
+# Rust (not from apt: Debian's is too old for this crate's dependencies)
+if ! command -v cargo >/dev/null 2>&1; then
+  [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
+fi
+command -v cargo >/dev/null 2>&1 || die "cargo not found. Install Rust with rustup:
+    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y
+    . \"\$HOME/.cargo/env\"
+  then run ci/setup.sh again."
+echo "==> $(cargo --version)"
+
+if [ "${NET_SETUP_NO_BUILD:-0}" = 1 ]; then
+  echo "==> NET_SETUP_NO_BUILD=1: packages only"
+  exit 0
+fi
+
+"$ROOT/ci/build.sh"
+
+# Demo
+if [ "${NET_SETUP_NO_DEMO:-0}" = 1 ]; then
+  echo "==> NET_SETUP_NO_DEMO=1: demo skipped"
+elif [ ! -f "$ROOT/examples/tour.lua" ]; then
+  echo "==> examples/tour.lua does not exist yet: demo skipped"
+else
+  for pair in "lua5.4:5.4:LUA_CPATH_5_4" "luajit:luajit:LUA_CPATH"; do
+    IFS=: read -r lua dir var <<<"$pair"
+    echo
+    echo "==> demo: $lua examples/tour.lua (net from build/$dir)"
+    env "$var=$ROOT/build/$dir/?.so;;" timeout -k 5 "${NET_DEMO_TIMEOUT:-120}" "$lua" examples/tour.lua </dev/null ||
+      die "the demo failed under $lua (exit $?)"
+  done
+fi
+
+cat <<EOF
+
+ci/setup.sh: done. The module is built for both interpreters:
+  build/5.4/net.so      for lua5.4
+  build/luajit/net.so   for luajit
+Use it from a script with
+  package.cpath = "$ROOT/build/5.4/?.so;" .. package.cpath      -- luajit: build/luajit/?.so
+  local net = require("net")
+or from the shell:
+  LUA_CPATH_5_4="$ROOT/build/5.4/?.so;;" lua5.4 your_script.lua
+  LUA_CPATH="$ROOT/build/luajit/?.so;;"  luajit your_script.lua
+or install it with luarocks (from the repository root):
+  luarocks --lua-version=5.4 make rockspec/net-0.1.0-1.rockspec
+  luarocks --lua-version=5.1 make rockspec/net-0.1.0-1.rockspec LUA=/usr/bin/luajit LUA_INCDIR=/usr/include/luajit-2.1
+Run the tests with: ci/test.sh
+EOF

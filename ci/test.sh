@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# The project's test command.
+#
+#   ci/test.sh                      everything: cargo unit tests, build both flavours, busted specs
+#                                   in lua-tests/ under lua5.4 AND luajit
+#   ci/test.sh --lua54 tcp          only lua5.4, only spec files whose name matches the Lua pattern "tcp"
+#   ci/test.sh --luajit lua-tests/udp_spec.lua
+#   ci/test.sh -- --filter="echo"   everything after -- goes to busted as is
+#
+# Options: --lua54 / --luajit (one interpreter only), --no-cargo (skip `cargo test`; implied by
+# --lua54, --luajit or a spec/pattern, unless --cargo), --no-build (use build/ as it is), -h.
+# Env: NET_TEST_TIMEOUT (seconds per busted run, default 600), NET_CARGO_TIMEOUT (default 1800),
+#      LUA54 / LUAJIT (interpreters, default lua5.4 / luajit), BUSTED (default: busted on PATH),
+#      NET_BUSTED_UTF=1 (coloured utfTerminal output instead of plainTerminal).
+# The last line printed is always "N passed, N failed" (cargo + both busted runs). Exit status is
+# non-zero if anything failed, did not build, crashed or timed out.
+set -uo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+usage() { sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+
+want_54=1 want_jit=1 cargo=auto build=1 spec="" busted_extra=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --lua54) want_54=1 want_jit=0 ;;
+    --luajit) want_54=0 want_jit=1 ;;
+    --no-cargo) cargo=0 ;;
+    --cargo) cargo=1 ;;
+    --no-build) build=0 ;;
+    -h|--help) usage; exit 0 ;;
+    --) shift; busted_extra=("$@"); break ;;
+    -*) echo "ci/test.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
+    *) [ -z "$spec" ] || { echo "ci/test.sh: only one spec or pattern" >&2; exit 2; }; spec="$1" ;;
+  esac
+  shift
+done
+if [ "$cargo" = auto ]; then
+  if [ -n "$spec" ] || [ $want_54 -eq 0 ] || [ $want_jit -eq 0 ]; then cargo=0; else cargo=1; fi
+fi
+
+TIMEOUT="${NET_TEST_TIMEOUT:-600}"
+CARGO_TIMEOUT="${NET_CARGO_TIMEOUT:-1800}"
+LUA54="${LUA54:-lua5.4}"
+LUAJIT="${LUAJIT:-luajit}"
+BUSTED="${BUSTED:-$(command -v busted || echo /usr/bin/busted)}"
+LOGDIR="$ROOT/build/test-logs"
+rm -rf "$LOGDIR"
+mkdir -p "$LOGDIR"
+
+total_pass=0 total_fail=0
+summary=()   # one line per step
+details=()   # failure blocks, printed at the end
+
+add() { # add PASSED FAILED "summary line"
+  total_pass=$((total_pass + $1)); total_fail=$((total_fail + $2)); summary+=("$3")
+}
+
+# ---------------------------------------------------------------- 1. Rust unit tests
+if [ "$cargo" = 1 ]; then
+  echo "==> cargo test -j2 --release --features lua54 --lib"
+  log="$LOGDIR/cargo-test.log"
+  timeout -k 10 "$CARGO_TIMEOUT" cargo test -j2 --release --features lua54 --lib 2>&1 | tee "$log"
+  rc=${PIPESTATUS[0]}
+  p=0 f=0
+  while read -r line; do
+    # test result: ok. 3 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.00s
+    n=$(sed -nE 's/.* ([0-9]+) passed; ([0-9]+) failed.*/\1 \2/p' <<<"$line")
+    [ -n "$n" ] && { p=$((p + ${n% *})); f=$((f + ${n#* })); }
+  done < <(grep -E '^test result: ' "$log")
+  failed_names=$(grep -E '^test .* \.\.\. FAILED$' "$log" | sed -E 's/^test (.*) \.\.\. FAILED$/  [FAIL] \1/')
+  note=""
+  if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+    f=1
+    if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then note=" (TIMED OUT after ${CARGO_TIMEOUT} s)";
+    else note=" (cargo test exited $rc without a failing test: build error? see $log)"; fi
+  fi
+  add "$p" "$f" "cargo test (lua54): $p passed, $f failed$note"
+  [ -n "$failed_names$note" ] && details+=("cargo test failures:${note}"$'\n'"$failed_names")
+fi
+
+# ---------------------------------------------------------------- 2. build the flavours
+declare -A build_ok=()
+for fl in lua54 luajit; do
+  if { [ $fl = lua54 ] && [ $want_54 -eq 1 ]; } || { [ $fl = luajit ] && [ $want_jit -eq 1 ]; }; then
+    if [ $build -eq 1 ]; then
+      if "$ROOT/ci/build.sh" "$fl"; then build_ok[$fl]=1; else build_ok[$fl]=0; fi
+    else
+      d=$([ $fl = lua54 ] && echo 5.4 || echo luajit)
+      if [ -f "$ROOT/build/$d/net.so" ]; then build_ok[$fl]=1; else build_ok[$fl]=0; fi
+    fi
+  fi
+done
+
+# ---------------------------------------------------------------- 3. busted specs
+busted_args=(--output="$ROOT/ci/busted_count.lua")
+if [ -n "$spec" ]; then
+  if [ -e "$spec" ]; then busted_args+=("$spec"); else busted_args+=(--pattern="$spec" lua-tests); fi
+else
+  busted_args+=(lua-tests)
+fi
+
+run_busted() { # run_busted FLAVOUR
+  local fl=$1 lua dir name
+  if [ "$fl" = lua54 ]; then lua=$LUA54 dir=5.4; else lua=$LUAJIT dir=luajit; fi
+  name=$(basename "$lua")
+  if [ "${build_ok[$fl]:-0}" != 1 ]; then
+    add 0 1 "$name busted: not run, the $fl build failed"
+    details+=("$name: the $fl build failed (see ci/build.sh output above)")
+    return
+  fi
+  if ! command -v "$lua" >/dev/null 2>&1; then
+    add 0 1 "$name busted: not run, interpreter '$lua' not found (run ci/setup.sh)"
+    return
+  fi
+  local counts="$LOGDIR/$name.counts" failures="$LOGDIR/$name.failures"
+  : >"$failures"
+  rm -f "$counts"
+  echo
+  echo "==> $name $BUSTED ${busted_args[*]} ${busted_extra[*]:-}   (cpath: build/$dir, timeout ${TIMEOUT} s)"
+  local lpath="$ROOT/lua-tests/?.lua;$ROOT/lua-tests/?/init.lua;;" cpath="$ROOT/build/$dir/?.so;;"
+  local envs
+  if [ "$fl" = lua54 ]; then envs=(LUA_PATH_5_4="$lpath" LUA_CPATH_5_4="$cpath")
+  else envs=(LUA_PATH="$lpath" LUA_CPATH="$cpath"); fi
+  env "${envs[@]}" NET_BUSTED_COUNTS="$counts" NET_BUSTED_FAILURES="$failures" \
+    timeout -k 10 "$TIMEOUT" "$lua" "$BUSTED" "${busted_args[@]}" "${busted_extra[@]}" \
+    </dev/null
+  local rc=$? p=0 f=0 pend=0 done=0 current="" note=""
+  if [ -f "$counts" ]; then
+    p=$(sed -n 's/^passed=//p' "$counts"); f=$(sed -n 's/^failed=//p' "$counts")
+    pend=$(sed -n 's/^pending=//p' "$counts"); done=$(sed -n 's/^done=//p' "$counts")
+    current=$(sed -n 's/^current=//p' "$counts")
+  fi
+  if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+    f=$((f + 1)); note=" - TIMED OUT after ${TIMEOUT} s${current:+ in: $current}"
+  elif [ ! -f "$counts" ]; then
+    f=$((f + 1)); note=" - busted did not start (exit $rc; output handler not loaded?)"
+  elif [ "$done" != 1 ]; then
+    f=$((f + 1)); note=" - CRASHED (exit $rc)${current:+ in: $current}"
+  elif [ "$rc" -ge 2 ]; then
+    f=$((f + 1)); note=" - exited $rc after the suite ended (crash at exit / lua_close?)"
+  elif [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+    f=1; note=" - busted exited $rc"
+  fi
+  add "$p" "$f" "$name busted: $p passed, $f failed, $pend pending$note"
+  if [ -s "$failures" ] || [ -n "$note" ]; then
+    local block
+    block=$(cat "$failures")
+    details+=("Failures under $name:${note}${block:+$'\n'}$block")
+  fi
+}
+
+[ $want_54 -eq 1 ] && run_busted lua54
+[ $want_jit -eq 1 ] && run_busted luajit
+
+# ---------------------------------------------------------------- 4. summary
+if [ $((total_pass + total_fail)) -eq 0 ]; then
+  add 0 1 "no test ran at all"
+fi
+echo
+echo "==================== ci/test.sh summary ===================="
+for d in "${details[@]}"; do echo "$d"; echo; done
+for s in "${summary[@]}"; do echo "  $s"; done
+echo "$total_pass passed, $total_fail failed"
+[ "$total_fail" -eq 0 ]

@@ -1,0 +1,225 @@
+-- Shared helpers for the busted specs in lua-tests/ (`local helper = require("helper")`).
+-- ci/test.sh puts lua-tests/ on package.path and the right build/<flavour>/ on package.cpath.
+--
+--   helper.net                      the loaded module (require("net"))
+--   helper.free_port()              a TCP port on 127.0.0.1 that was free a moment ago
+--   helper.bounded(seconds, fn, ...) run fn(...) as a net task; error if it is not done in time
+--   helper.python(src, ...)         start `python3 -u <src as a file> ...` as a background peer
+--   helper.lua(src, ...)            the same with this very interpreter (lua5.4 or luajit)
+--   helper.spawn(argv)              the same for any command (argv: array of strings)
+--   helper.lua_bin()                path of the running interpreter
+--   helper.sleep(seconds)           net.sleep when available (keeps tasks and servers running)
+--
+-- A peer handle p: p.pid, p:wait_line([timeout=10]) -> first line the peer printed on stdout (errors
+-- with the peer's stderr if none came in time or it exited), p:lines() -> all stdout lines so far,
+-- p:stderr() -> its stderr so far, p:wait([timeout=10]) -> exit code (error if still running),
+-- p:kill() (TERM, then KILL; harmless twice; removes its temp files, so read output before).
+-- A peer is killed after `max_life` seconds whatever happens (default 120; helper.spawn(argv,
+-- {max_life = 300})), and when the helper module is collected. Kill peers in `finally`:
+--   local p = helper.python(src); finally(function() p:kill() end)
+
+local net = require("net")
+local helper = { net = net }
+
+local unpack = table.unpack or unpack
+local function pack(...) return { n = select('#', ...), ... } end
+
+local function q(s) -- shell quoting
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+local function read_file(path)
+  local f = io.open(path, 'rb')
+  if not f then return nil end
+  local s = f:read('*a')
+  f:close()
+  return s
+end
+
+local function write_file(path, data)
+  local f = assert(io.open(path, 'wb'))
+  f:write(data)
+  f:close()
+end
+
+function helper.sleep(seconds)
+  if type(net.sleep) == 'function' then
+    net.sleep(seconds)
+  else
+    os.execute('sleep ' .. tostring(seconds))
+  end
+end
+
+local function now()
+  if type(net.now) == 'function' then return net.now() end
+  return os.time() -- coarse fallback while the module is young
+end
+
+-- Poll cond() every 20 ms until it returns a truthy value or `timeout` seconds pass.
+local function poll(timeout, cond)
+  local deadline = now() + timeout
+  repeat
+    local v = cond()
+    if v then return v end
+    helper.sleep(0.02)
+  until now() > deadline
+  return cond()
+end
+
+--- Path of the running interpreter (arg[-1] under `lua5.4 /usr/bin/busted`, else /proc).
+function helper.lua_bin()
+  if type(arg) == 'table' then
+    local i = 0
+    while arg[i - 1] ~= nil do i = i - 1 end
+    if i < 0 and arg[i] then return arg[i] end
+  end
+  local p = io.popen('readlink /proc/$PPID/exe 2>/dev/null')
+  local exe = p and p:read('*l')
+  if p then p:close() end
+  if exe and exe ~= '' then return exe end
+  return jit and 'luajit' or ('lua' .. _VERSION:match('%d+%.%d+'))
+end
+
+--- A free TCP port on 127.0.0.1: net's own listener on port 0, or python3 as a fallback.
+function helper.free_port()
+  local tcp = net.tcp
+  if type(tcp) == 'table' and type(tcp.listen) == 'function' then
+    local l = tcp.listen('127.0.0.1', 0)
+    local port = tonumber(l.port)
+    if not port and l.local_addr then port = tonumber(tostring(l:local_addr()):match(':(%d+)$')) end
+    l:close()
+    if port then return port end
+  end
+  local p = assert(io.popen([[python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])']]))
+  local port = tonumber(p:read('*l'))
+  p:close()
+  return assert(port, 'free_port: could not find a free port')
+end
+
+--- Run fn(...) as a net task; raise if it does not finish within `seconds`. Returns fn's results.
+function helper.bounded(seconds, fn, ...)
+  assert(type(seconds) == 'number' and seconds > 0, 'bounded: seconds must be a positive number')
+  local args = pack(...)
+  local task = net.spawn(function() return fn(unpack(args, 1, args.n)) end)
+  local timed_out = false
+  local id = net.setTimeout(function()
+    timed_out = true
+    task:cancel()
+  end, math.floor(seconds * 1000))
+  local res = pack(pcall(task.join, task))
+  net.clearTimeout(id)
+  if timed_out then error(('timed out after %g s'):format(seconds), 2) end
+  if not res[1] then error(res[2], 0) end
+  return unpack(res, 2, res.n)
+end
+
+-- Background peers ---------------------------------------------------------------------------
+
+local Peer = {}
+Peer.__index = Peer
+local live = {} -- peers not killed yet: killed when this module is collected or Lua closes
+
+-- a finalizer sentinel (newproxy on 5.1/LuaJIT, where tables have no __gc)
+local function on_collect(fn)
+  if newproxy then
+    local u = newproxy(true)
+    getmetatable(u).__gc = fn
+    return u
+  end
+  return setmetatable({}, { __gc = fn })
+end
+-- no waiting here (this can run inside lua_close, when net may already be gone): TERM and forget
+helper._sentinel = on_collect(function()
+  for p in pairs(live) do os.execute('kill -TERM ' .. p.pid .. ' 2>/dev/null') end
+end)
+
+--- Start argv (array of strings) in the background; stdout/stderr go to temp files.
+function helper.spawn(argv, opts)
+  opts = opts or {}
+  local base = os.tmpname() -- creates the file; we use it as a prefix
+  local self = setmetatable({
+    out = base .. '.out', err = base .. '.err', pidf = base .. '.pid', rcf = base .. '.rc',
+    base = base, files = opts.files or {},
+  }, Peer)
+  local cmd = {}
+  for i, a in ipairs(argv) do cmd[i] = q(a) end
+  -- timeout bounds the peer's life; the subshell records its pid and, once it ends, its exit code
+  local line = ('(timeout -k 5 %d %s >%s 2>%s </dev/null & echo $! >%s; wait $!; echo $? >%s) >/dev/null 2>&1 &')
+    :format(opts.max_life or 120, table.concat(cmd, ' '), q(self.out), q(self.err), q(self.pidf), q(self.rcf))
+  os.execute(line)
+  local pid = poll(5, function()
+    local s = read_file(self.pidf)
+    return s and tonumber(s:match('%d+'))
+  end)
+  self.pid = assert(pid, 'spawn: the peer did not start: ' .. argv[1])
+  live[self] = true
+  return self
+end
+
+--- Start a Python peer: `python3 -u <file with src> ...`.
+function helper.python(src, ...)
+  local base = os.tmpname() -- creates the file: keep it to remove it with the script
+  local file = base .. '.py'
+  write_file(file, src)
+  return helper.spawn({ 'python3', '-u', file, ... }, { files = { base, file } })
+end
+
+--- Start a second Lua process with this same interpreter (it inherits LUA_PATH/LUA_CPATH*).
+function helper.lua(src, ...)
+  local base = os.tmpname()
+  local file = base .. '.lua'
+  write_file(file, src)
+  return helper.spawn({ helper.lua_bin(), file, ... }, { files = { base, file } })
+end
+
+function Peer:exit_code()
+  local s = read_file(self.rcf)
+  return s and tonumber(s:match('%d+'))
+end
+
+function Peer:lines()
+  local t = {}
+  for l in (read_file(self.out) or ''):gmatch('([^\n]*)\n') do t[#t + 1] = l end
+  return t
+end
+
+function Peer:stderr()
+  return read_file(self.err) or ''
+end
+
+function Peer:wait_line(timeout)
+  timeout = timeout or 10
+  local r = poll(timeout, function()
+    local s = read_file(self.out)
+    local l = s and s:match('^([^\n]*)\n')
+    if l then return { line = l } end
+    if self:exit_code() then return { exited = true } end
+  end)
+  if r and r.line then return (r.line:gsub('\r$', '')) end
+  local rc = self:exit_code()
+  error(('peer %d printed no line %s; stderr:\n%s'):format(self.pid,
+    rc and ('(exited with ' .. rc .. ')') or ('within ' .. timeout .. ' s'), self:stderr()), 2)
+end
+
+function Peer:wait(timeout)
+  local rc = poll(timeout or 10, function() return self:exit_code() end)
+  if not rc then error(('peer %d still running after %g s'):format(self.pid, timeout or 10), 2) end
+  return rc
+end
+
+function Peer:kill()
+  if self.killed then return end
+  self.killed = true
+  live[self] = nil
+  if not self:exit_code() then
+    os.execute('kill -TERM ' .. self.pid .. ' 2>/dev/null')
+    if not poll(2, function() return self:exit_code() end) then
+      os.execute('kill -KILL ' .. self.pid .. ' 2>/dev/null')
+      poll(2, function() return self:exit_code() end)
+    end
+  end
+  for _, f in ipairs({ self.out, self.err, self.pidf, self.rcf, self.base }) do os.remove(f) end
+  for _, f in ipairs(self.files) do os.remove(f) end
+end
+
+return helper
