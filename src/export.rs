@@ -256,42 +256,6 @@ impl Args {
     }
 }
 
-/// `self` of a fast-path method, borrowed straight from the Lua stack (no reference is created,
-/// which matters at ~100 ns a call); on a wrong value it carries that value's type name, so the
-/// method can raise a plain-string error instead of mlua's userdata one. Uses mlua's hidden
-/// `from_stack` hook.
-pub struct SelfArg<T: 'static>(pub Result<mlua::UserDataRef<T>, &'static str>);
-
-impl<T: 'static> SelfArg<T> {
-    fn classify(v: &LuaValue) -> Self {
-        SelfArg(match v {
-            LuaValue::UserData(ud) => ud.borrow::<T>().map_err(|_| "userdata"),
-            other => Err(type_name(other)),
-        })
-    }
-
-    /// The borrowed object, or the bad-argument error for method `op`.
-    pub fn get(self, op: &str, what: &str) -> NResult<mlua::UserDataRef<T>> {
-        self.0.map_err(|got| NetError::arg(1, op, format!("{what} expected, got {got}")))
-    }
-}
-
-impl<T: 'static> FromLua for SelfArg<T> {
-    fn from_lua(v: LuaValue, _: &Lua) -> LuaResult<Self> {
-        Ok(Self::classify(&v))
-    }
-
-    unsafe fn from_stack(idx: std::os::raw::c_int, lua: &mlua::state::RawLua) -> LuaResult<Self> {
-        match <mlua::UserDataRef<T> as FromLua>::from_stack(idx, lua) {
-            Ok(r) => Ok(SelfArg(Ok(r))),
-            Err(_) => {
-                let v = <LuaValue as FromLua>::from_stack(idx, lua)?;
-                Ok(Self::classify(&v))
-            }
-        }
-    }
-}
-
 /// Parses a timeout value: nil, milliseconds (number), or a duration string.
 pub fn timeout_value(v: &LuaValue) -> Result<Option<Duration>, String> {
     let ms = match v {

@@ -31,7 +31,7 @@ pub fn register(lua: &Lua, net: &LuaTable) -> LuaResult<()> {
                     Some(d) => tokio::time::timeout(d, fut).await.map_err(|_| NetError::timeout("connect to", &path, d))?,
                 };
                 let s = r.map_err(|e| NetError::io("connect to", &path, &e))?;
-                userdata(&lua, Stream::new(Transport::Unix(s), path.clone(), path))
+                crate::tcp::stream::into_lua(&lua, Stream::new(Transport::Unix(s), path.clone(), path))
             })
         })?,
     )?;

@@ -93,7 +93,7 @@ pub fn register(lua: &Lua) -> LuaResult<()> {
                     None => fut.await?,
                     Some(d) => tokio::time::timeout(d, fut).await.map_err(|_| NetError::timeout("accept on", &l.local, d))??,
                 };
-                lua.create_any_userdata(s).map_err(|e| NetError::new(crate::error::Kind::Io, e.to_string()))
+                super::stream::into_lua(&lua, s)
             })
         })?,
     )?;

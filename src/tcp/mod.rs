@@ -4,6 +4,7 @@
 //! connect timeout covers the lookup and every attempt. Streams have `TCP_NODELAY` on unless
 //! `nodelay = false`: scripts write small messages and expect them to leave at once.
 
+mod fast;
 pub mod listener;
 pub mod stream;
 
@@ -204,7 +205,7 @@ pub fn register(lua: &Lua, net: &LuaTable) -> LuaResult<()> {
             let o = ConnectOpts::parse(&args, 3)?;
             let fut = connect(lua, host, port, o)?;
             let lua = lua.clone();
-            Ok(async move { userdata(&lua, fut.await?) })
+            Ok(async move { stream::into_lua(&lua, fut.await?) })
         })?,
     )?;
     tcp.set(
@@ -215,7 +216,7 @@ pub fn register(lua: &Lua, net: &LuaTable) -> LuaResult<()> {
             let timeout = args.timeout(3)?;
             let fut = connect(lua, host, port, ConnectOpts { timeout, ..Default::default() })?;
             let lua = lua.clone();
-            Ok(async move { userdata(&lua, fut.await?) })
+            Ok(async move { stream::into_lua(&lua, fut.await?) })
         })?,
     )?;
     tcp.set("listen", func(lua, "net.tcp.listen", listen)?)?;

@@ -11,7 +11,7 @@ use std::future::poll_fn;
 use std::io;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use mlua::prelude::*;
@@ -19,7 +19,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
 
 use crate::error::{Kind, NResult, NetError};
-use crate::export::{SelfArg, fail_tag, func, pending_tag, raw_async, register_type, Args};
+use crate::export::{fail_tag, func, pending_tag, raw_async, register_type, Args};
 
 /// Smallest read a syscall is given room for.
 const READ_CHUNK: usize = 16 * 1024;
@@ -75,8 +75,27 @@ pub struct Inner {
     waiters: crate::runtime::Waiters,
 }
 
-/// A connected stream (the userdata).
-pub struct Stream(pub Rc<Inner>);
+/// A connected stream (the userdata); the second field is its userdata address once made,
+/// under which the fast paths (`fast.rs`) find it.
+pub struct Stream(pub Rc<Inner>, Cell<usize>);
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        if self.1.get() != 0 {
+            super::fast::unregister(self.1.get());
+        }
+    }
+}
+
+/// Makes the Lua object for a stream.
+pub fn into_lua(lua: &Lua, s: Stream) -> NResult<LuaAnyUserData> {
+    let inner = s.0.clone();
+    let ud = lua.create_any_userdata(s).map_err(|e| NetError::new(Kind::Io, e.to_string()))?;
+    let addr = ud.to_pointer() as usize;
+    ud.borrow::<Stream>().map_err(|e| NetError::new(Kind::Io, e.to_string()))?.1.set(addr);
+    super::fast::register(addr, inner);
+    Ok(ud)
+}
 
 impl Stream {
     pub fn new(t: Transport, peer: String, local: String) -> Self {
@@ -91,13 +110,13 @@ impl Stream {
             local,
             unix,
             waiters: Default::default(),
-        }))
+        }), Cell::new(0))
     }
 }
 
 /// What a read is waiting for.
 #[derive(Clone, Copy)]
-enum ReadOp {
+pub enum ReadOp {
     Some(usize),
     Line,
     All,
@@ -107,7 +126,7 @@ enum ReadOp {
 
 /// A finished read: take `len` bytes from the buffer as the result, then drop `skip` more (the
 /// line ending); or end of stream.
-enum Done {
+pub enum Done {
     Take { len: usize, skip: usize },
     Eof,
 }
@@ -163,7 +182,7 @@ impl Inner {
     }
 
     /// Advances a read as far as the buffer and the socket allow.
-    fn poll_read_op(&self, cx: &mut Context<'_>, op: ReadOp, name: &str) -> Poll<NResult<Done>> {
+    pub fn poll_read_op(&self, cx: &mut Context<'_>, op: ReadOp, name: &str) -> Poll<NResult<Done>> {
         if self.io.borrow().is_none() {
             return Poll::Ready(Err(self.closed_error(name)));
         }
@@ -221,27 +240,31 @@ impl Inner {
         }
     }
 
+    /// Consumes `len` bytes (the result) plus `skip` (a line ending) from the buffer; returns
+    /// where the result starts. The bytes stay valid until the buffer is next filled.
+    pub fn take(&self, len: usize, skip: usize) -> (*const u8, usize) {
+        let pos = self.rpos.get();
+        self.rpos.set(pos + len + skip);
+        (self.rbuf.borrow()[pos..pos + len].as_ptr(), len)
+    }
+
     /// Turns a finished read into its Lua value and consumes the bytes.
     fn finish(&self, lua: &Lua, op: ReadOp, d: Done) -> LuaResult<LuaValue> {
         let (len, skip) = match d {
             Done::Eof => return Ok(LuaValue::Nil),
             Done::Take { len, skip } => (len, skip),
         };
-        let pos = self.rpos.get();
-        let v = {
-            let buf = self.rbuf.borrow();
-            let bytes = &buf[pos..pos + len];
-            match op {
-                ReadOp::U32 => LuaValue::Integer(u32::from_be_bytes(bytes.try_into().expect("4 bytes")).into()),
-                _ => LuaValue::String(lua.create_string(bytes)?),
-            }
-        };
-        self.rpos.set(pos + len + skip);
-        Ok(v)
+        let (ptr, len) = self.take(len, skip);
+        // SAFETY: `take` points into the buffer, which nothing changes before we copy it here.
+        let bytes = unsafe { std::slice::from_raw_parts(ptr, len) };
+        Ok(match op {
+            ReadOp::U32 => LuaValue::Integer(u32::from_be_bytes(bytes.try_into().expect("4 bytes")).into()),
+            _ => LuaValue::String(lua.create_string(bytes)?),
+        })
     }
 
     /// Writes from `data[*off..]` until done or the socket is full.
-    fn poll_write_all(&self, cx: &mut Context<'_>, data: &[u8], off: &mut usize) -> Poll<NResult<()>> {
+    pub fn poll_write_all(&self, cx: &mut Context<'_>, data: &[u8], off: &mut usize) -> Poll<NResult<()>> {
         let mut io = self.io.borrow_mut();
         let Some(t) = io.as_mut() else { return Poll::Ready(Err(self.closed_error("write"))) };
         while *off < data.len() {
@@ -298,10 +321,6 @@ impl Inner {
     }
 }
 
-fn noop_cx() -> Context<'static> {
-    Context::from_waker(Waker::noop())
-}
-
 fn this(args: &Args) -> NResult<Rc<Inner>> {
     Ok(args.this::<Stream>("stream")?.0.clone())
 }
@@ -332,28 +351,6 @@ fn read_op_of(which: &str, v: &LuaValue) -> NResult<ReadOp> {
 
 fn read_op(args: &Args, which: &str) -> NResult<ReadOp> {
     read_op_of(which, &args.get(2))
-}
-
-/// The read fast path: the value, or `PENDING`, or `FAIL, message`. Typed arguments and a
-/// two-value return keep mlua from allocating per call (this is the hottest call there is).
-fn try_read(lua: &Lua, s: SelfArg<Stream>, size: LuaValue, which: &'static str) -> LuaResult<(LuaValue, LuaValue)> {
-    let fail = |e: NetError| -> LuaResult<(LuaValue, LuaValue)> {
-        Ok((LuaValue::LightUserData(fail_tag()), LuaValue::String(lua.create_string(e.to_string())?)))
-    };
-    let s = match s.get(which, "stream") {
-        Ok(s) => s,
-        Err(e) => return fail(e),
-    };
-    let s = &s.0;
-    let op = match read_op_of(which, &size) {
-        Ok(op) => op,
-        Err(e) => return fail(e),
-    };
-    match s.poll_read_op(&mut noop_cx(), op, which) {
-        Poll::Pending => Ok((LuaValue::LightUserData(pending_tag()), LuaValue::Nil)),
-        Poll::Ready(Ok(d)) => Ok((s.finish(lua, op, d)?, LuaValue::Nil)),
-        Poll::Ready(Err(e)) => fail(e),
-    }
 }
 
 fn wait_read(
@@ -402,33 +399,6 @@ fn write_data(args: &Args, which: &str) -> NResult<Vec<u8>> {
     write_data_of(which, &args.get(2))
 }
 
-/// The write fast path: the byte count, or `PENDING, written` so the slow path can continue
-/// where this stopped, or `FAIL, message`.
-fn try_write(lua: &Lua, s: SelfArg<Stream>, data: LuaValue, which: &'static str) -> LuaResult<(LuaValue, LuaValue)> {
-    let s = match s.get(which, "stream") {
-        Ok(s) => s,
-        Err(e) => return Ok((LuaValue::LightUserData(fail_tag()), LuaValue::String(lua.create_string(e.to_string())?))),
-    };
-    let s = &s.0;
-    let mut off = 0;
-    let r = match (which, &data) {
-        // Borrow the bytes straight from the Lua string: no copy on the fast path.
-        ("write" | "write_all", LuaValue::String(ls)) => {
-            let bytes = ls.as_bytes();
-            s.poll_write_all(&mut noop_cx(), &bytes, &mut off).map(|r| r.map(|_| bytes.len()))
-        }
-        _ => match write_data_of(which, &data) {
-            Ok(d) => s.poll_write_all(&mut noop_cx(), &d, &mut off).map(|r| r.map(|_| d.len())),
-            Err(e) => Poll::Ready(Err(e)),
-        },
-    };
-    Ok(match r {
-        Poll::Pending => (LuaValue::LightUserData(pending_tag()), LuaValue::Integer(off as _)),
-        Poll::Ready(Ok(n)) => (LuaValue::Integer(n as _), LuaValue::Nil),
-        Poll::Ready(Err(e)) => (LuaValue::LightUserData(fail_tag()), LuaValue::String(lua.create_string(e.to_string())?)),
-    })
-}
-
 fn wait_write(args: Args, which: &'static str) -> NResult<impl std::future::Future<Output = NResult<usize>>> {
     let s = this(&args)?;
     let data = write_data(&args, which)?;
@@ -458,13 +428,27 @@ pub fn register(lua: &Lua) -> LuaResult<()> {
     let method: LuaFunction = fast.get("method")?;
     let methods = lua.create_table()?;
 
-    for which in ["read", "read_line", "read_all", "read_exact", "read_u32"] {
-        let t = lua.create_function(move |lua, (s, n): (SelfArg<Stream>, LuaValue)| try_read(lua, s, n, which))?;
+    use super::fast;
+    let reads: [(&'static str, mlua::ffi::lua_CFunction); 5] = [
+        ("read", fast::read::<{ fast::READ }>),
+        ("read_line", fast::read::<{ fast::READ_LINE }>),
+        ("read_all", fast::read::<{ fast::READ_ALL }>),
+        ("read_exact", fast::read::<{ fast::READ_EXACT }>),
+        ("read_u32", fast::read::<{ fast::READ_U32 }>),
+    ];
+    for (which, try_fn) in reads {
+        // SAFETY: the fast paths only read their arguments and push results (see fast.rs).
+        let t = unsafe { lua.create_c_function(try_fn)? };
         let w = raw_async(lua, which, move |lua, a| wait_read(lua, a, which))?;
         methods.set(which, method.call::<LuaFunction>((t, w))?)?;
     }
-    for which in ["write", "write_all", "write_u32"] {
-        let t = lua.create_function(move |lua, (s, d): (SelfArg<Stream>, LuaValue)| try_write(lua, s, d, which))?;
+    let writes: [(&'static str, mlua::ffi::lua_CFunction); 3] = [
+        ("write", fast::write::<{ fast::WRITE }>),
+        ("write_all", fast::write::<{ fast::WRITE_ALL }>),
+        ("write_u32", fast::write::<{ fast::WRITE_U32 }>),
+    ];
+    for (which, try_fn) in writes {
+        let t = unsafe { lua.create_c_function(try_fn)? };
         let w = raw_async(lua, which, move |_, a| wait_write(a, which))?;
         methods.set(which, method.call::<LuaFunction>((t, w))?)?;
     }
