@@ -268,7 +268,7 @@ fn multicast(args: &Args, join: bool) -> NResult<()> {
 }
 
 pub fn register(lua: &Lua, net: &LuaTable) -> LuaResult<()> {
-    let fast: LuaTable = lua.load(include_str!("lua/stream.lua")).set_name("=net.stream").call((fail_tag(), pending_tag()))?;
+    let fast: LuaTable = lua.load(include_str!("lua/stream.lua")).set_name("=net.stream").call((fail_tag(), pending_tag(), Lua::poll_pending()))?;
     let method3: LuaFunction = fast.get("method3")?;
     let method1: LuaFunction = fast.get("method")?;
     let varargs: LuaFunction = fast.get("varargs")?;

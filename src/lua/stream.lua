@@ -1,16 +1,22 @@
 -- Fast paths for stream and socket methods (design §3): each method first calls a synchronous
 -- Rust function that answers at once when it can (data already buffered, socket writable), and
 -- only when that would wait calls the async version, which yields the task or blocks the caller.
-local FAIL, PENDING = ...
-local error = error
+local FAIL, PENDING, POLL_PENDING = ...
+local error, yield = error, coroutine.yield
 
 local fast = {}
 
--- method(self, a) -> one value; `try` returns the value, or PENDING plus a hint for `wait`
--- (e.g. how many bytes were already written), or FAIL plus the message.
-function fast.method(try, wait)
+-- method(self, a) -> one value. `try` returns the value, or PENDING plus a hint for the next
+-- attempt (how many bytes a write already sent), or FAIL plus the message. When it would wait, a
+-- task parks on the socket's readiness and yields to its driver (`park`, cheap); anywhere else, or
+-- with a timeout set, the async `wait` does the waiting (it blocks or yields as design §3 says).
+function fast.method(try, wait, park)
   return function(self, a)
     local r, e = try(self, a)
+    while r == PENDING and park and park(self) do
+      yield(POLL_PENDING) -- mlua's "waiting" marker: the driver resumes us when the socket is ready
+      r, e = try(self, a, e)
+    end
     if r == PENDING then r, e = wait(self, a, e) end
     if r == FAIL then error(e, 0) end
     return r

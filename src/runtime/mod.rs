@@ -128,6 +128,51 @@ impl Waiters {
     }
 }
 
+/// Something a task can park on instead of making an async call: ready when the task can
+/// make progress (e.g. a socket became readable, or was closed).
+pub trait Parkable {
+    fn poll_ready(&self, cx: &mut std::task::Context<'_>, write: bool) -> std::task::Poll<()>;
+}
+
+/// The cheap way for a hot operation to wait inside a task (see `park_here`).
+struct ParkState {
+    /// The lua_State of the task coroutine being polled right now on this thread.
+    task: Cell<*const c_void>,
+    /// Set by `park_here` during that poll; taken by the task's driver when the poll ends.
+    slot: RefCell<Option<(Rc<dyn Parkable>, bool)>>,
+}
+
+thread_local! {
+    static PARK: ParkState = ParkState { task: Cell::new(std::ptr::null()), slot: RefCell::new(None) };
+}
+
+/// Called by a fast path that would wait, from the coroutine `state`. If that coroutine is the
+/// task being polled, records what it waits for and returns true: the caller then yields with a
+/// plain `coroutine.yield()`, and the driver resumes the task once `on` is ready, without the
+/// boxed future and userdata of an mlua async call. Elsewhere returns false (use the async path).
+pub fn park_here(state: *const c_void, on: Rc<dyn Parkable>, write: bool) -> bool {
+    PARK.with(|p| {
+        if state.is_null() || p.task.get() != state {
+            return false;
+        }
+        *p.slot.borrow_mut() = Some((on, write));
+        true
+    })
+}
+
+/// Runs `f` (one poll of a task) with `state` as the task that may park.
+pub fn polling_task<R>(state: *const c_void, f: impl FnOnce() -> R) -> R {
+    let prev = PARK.with(|p| p.task.replace(state));
+    let r = f();
+    PARK.with(|p| p.task.set(prev));
+    r
+}
+
+/// What the task just polled parked on, if anything.
+pub fn take_parked() -> Option<(Rc<dyn Parkable>, bool)> {
+    PARK.with(|p| p.slot.borrow_mut().take())
+}
+
 /// The scheduler of this Lua state.
 pub fn sched(lua: &Lua) -> Rc<Sched> {
     lua.app_data_ref::<Rc<Sched>>().expect("net: scheduler missing").clone()

@@ -75,15 +75,34 @@ pub fn spawn(lua: &Lua, f: LuaFunction, args: LuaMultiValue) -> LuaResult<Task> 
     let alive = Release(s2.clone(), st.clone());
     let fut = async move {
         let _alive = alive;
+        let mut parked: Option<(Rc<dyn super::Parkable>, bool)> = None;
         let res = poll_fn(|cx| {
+            if let Some((on, write)) = &parked {
+                if on.poll_ready(cx, *write).is_pending() {
+                    return Poll::Pending;
+                }
+                parked = None;
+            }
             let at = match lua2.registry_value::<LuaThread>(&key).and_then(|th| th.into_async::<LuaMultiValue>(())) {
                 Ok(at) => at,
                 Err(e) => return Poll::Ready(Err(e)),
             };
             let mut at = std::pin::pin!(at);
             let prev = s2.current_task.replace(ptr);
-            let r = at.as_mut().poll(cx);
+            let r = super::polling_task(ptr, || at.as_mut().poll(cx));
             s2.current_task.set(prev);
+            // A task that parked itself (see `park_here`) yielded mlua's pending marker: register
+            // interest in what it waits for now, and poll again at once if that is already ready.
+            let p = super::take_parked();
+            if r.is_pending() {
+                if let Some((on, write)) = p {
+                    if on.poll_ready(cx, write).is_ready() {
+                        cx.waker().wake_by_ref();
+                    } else {
+                        parked = Some((on, write));
+                    }
+                }
+            }
             r
         })
         .await;

@@ -154,6 +154,21 @@ unsafe fn read_body<const OP: u8>(l: *mut lua_State) -> c_int {
     }
 }
 
+/// `park(stream)`: true if the calling task parked on the stream's readiness (it must then
+/// `coroutine.yield()`), false if the caller must use the async path instead (not a task,
+/// a stream with a timeout, or not a stream).
+pub unsafe extern "C-unwind" fn park<const W: bool>(l: *mut lua_State) -> c_int {
+    let parked = guarded(l, READ, || unsafe {
+        let ok = match stream(l, if W { WRITE } else { READ }) {
+            Ok(s) if !s.has_timeout() => crate::runtime::park_here(l as *const _, s, W),
+            _ => false,
+        };
+        ffi::lua_pushboolean(l, c_int::from(ok));
+        1
+    });
+    parked
+}
+
 pub unsafe extern "C-unwind" fn write<const OP: u8>(l: *mut lua_State) -> c_int {
     guarded(l, OP, || unsafe { write_body::<OP>(l) })
 }
@@ -182,7 +197,11 @@ unsafe fn write_body<const OP: u8>(l: *mut lua_State) -> c_int {
         // The string stays on the stack (index 2) for the whole call.
         std::slice::from_raw_parts(p.cast::<u8>(), len)
     };
-    let mut off = 0;
+    // Where an earlier attempt of this same write stopped (the wrapper passes it back).
+    let mut off = match ffi::lua_type(l, 3) {
+        ffi::LUA_TNUMBER => (ffi::lua_tonumber(l, 3).max(0.0) as usize).min(data.len()),
+        _ => 0,
+    };
     match s.poll_write_all(&mut Context::from_waker(Waker::noop()), data, &mut off) {
         Poll::Pending => {
             ffi::lua_pushlightuserdata(l, pending_tag().0);

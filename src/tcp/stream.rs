@@ -87,6 +87,28 @@ impl Drop for Stream {
     }
 }
 
+impl crate::runtime::Parkable for Inner {
+    fn poll_ready(&self, cx: &mut Context<'_>, write: bool) -> Poll<()> {
+        let io = self.io.borrow();
+        let Some(t) = io.as_ref() else { return Poll::Ready(()) }; // closed: the retry reports it
+        let r = match (t, write) {
+            (Transport::Tcp(s), false) => s.poll_read_ready(cx),
+            (Transport::Tcp(s), true) => s.poll_write_ready(cx),
+            (Transport::Unix(s), false) => s.poll_read_ready(cx),
+            (Transport::Unix(s), true) => s.poll_write_ready(cx),
+        };
+        drop(io);
+        self.waiters.pending(cx, r.map(|_| ()))
+    }
+}
+
+impl Inner {
+    /// True when a wait must go through the async path (which applies the timeout).
+    pub fn has_timeout(&self) -> bool {
+        self.timeout.get().is_some()
+    }
+}
+
 /// Makes the Lua object for a stream.
 pub fn into_lua(lua: &Lua, s: Stream) -> NResult<LuaAnyUserData> {
     let inner = s.0.clone();
@@ -424,7 +446,7 @@ pub fn register(lua: &Lua) -> LuaResult<()> {
     let fast: LuaTable = lua
         .load(include_str!("../lua/stream.lua"))
         .set_name("=net.stream")
-        .call((fail_tag(), pending_tag()))?;
+        .call((fail_tag(), pending_tag(), Lua::poll_pending()))?;
     let method: LuaFunction = fast.get("method")?;
     let methods = lua.create_table()?;
 
@@ -440,7 +462,8 @@ pub fn register(lua: &Lua) -> LuaResult<()> {
         // SAFETY: the fast paths only read their arguments and push results (see fast.rs).
         let t = unsafe { lua.create_c_function(try_fn)? };
         let w = raw_async(lua, which, move |lua, a| wait_read(lua, a, which))?;
-        methods.set(which, method.call::<LuaFunction>((t, w))?)?;
+        let park = unsafe { lua.create_c_function(fast::park::<false>)? };
+        methods.set(which, method.call::<LuaFunction>((t, w, park))?)?;
     }
     let writes: [(&'static str, mlua::ffi::lua_CFunction); 3] = [
         ("write", fast::write::<{ fast::WRITE }>),
@@ -450,7 +473,8 @@ pub fn register(lua: &Lua) -> LuaResult<()> {
     for (which, try_fn) in writes {
         let t = unsafe { lua.create_c_function(try_fn)? };
         let w = raw_async(lua, which, move |_, a| wait_write(a, which))?;
-        methods.set(which, method.call::<LuaFunction>((t, w))?)?;
+        let park = unsafe { lua.create_c_function(fast::park::<true>)? };
+        methods.set(which, method.call::<LuaFunction>((t, w, park))?)?;
     }
 
     methods.set("flush", func(lua, "flush", |_, a| {
