@@ -10,16 +10,23 @@ local fast = {}
 -- attempt (how many bytes a write already sent), or FAIL plus the message. When it would wait, a
 -- task parks on the socket's readiness and yields to its driver (`park`, cheap); anywhere else, or
 -- with a timeout set, the async `wait` does the waiting (it blocks or yields as design §3 says).
+local function slow(self, a, r, e, try, wait, park)
+  while r == PENDING and park and park(self) do
+    yield(POLL_PENDING) -- mlua's "waiting" marker: the driver resumes us when the socket is ready
+    r, e = try(self, a, e)
+  end
+  if r == PENDING then r, e = wait(self, a, e) end
+  if r == FAIL then error(e, 0) end
+  return r
+end
+
+-- The hit path stays loop-free so LuaJIT compiles it into the caller's trace (a loop here, even
+-- one never entered, doubled the cost of a buffered read).
 function fast.method(try, wait, park)
   return function(self, a)
     local r, e = try(self, a)
-    while r == PENDING and park and park(self) do
-      yield(POLL_PENDING) -- mlua's "waiting" marker: the driver resumes us when the socket is ready
-      r, e = try(self, a, e)
-    end
-    if r == PENDING then r, e = wait(self, a, e) end
-    if r == FAIL then error(e, 0) end
-    return r
+    if r ~= PENDING and r ~= FAIL then return r end
+    return slow(self, a, r, e, try, wait, park)
   end
 end
 
