@@ -23,6 +23,8 @@ use crate::export::{fail_tag, func, pending_tag, raw_async, register_type, Args}
 
 /// Smallest read a syscall is given room for.
 const READ_CHUNK: usize = 16 * 1024;
+/// Largest room one fill reserves.
+const MAX_FILL: usize = 1024 * 1024;
 /// A line longer than this makes `read_line` raise `limit: ...` (the bytes stay buffered).
 pub const MAX_LINE: usize = 1024 * 1024;
 
@@ -184,7 +186,9 @@ impl Inner {
             buf.drain(..pos);
             self.rpos.set(0);
         }
-        buf.reserve(want.max(READ_CHUNK));
+        // Room for what the read wants, within bounds: read(1e9) must not reserve a gigabyte,
+        // and read_exact of a large size grows the buffer one megabyte per fill.
+        buf.reserve(want.clamp(READ_CHUNK, MAX_FILL));
         let len = buf.len();
         let spare = buf.spare_capacity_mut();
         let mut rb = ReadBuf::uninit(spare);
