@@ -116,7 +116,9 @@ pub fn register(lua: &Lua, net: &LuaTable) -> LuaResult<()> {
                 None => Family::Any,
                 Some("inet") | Some("ipv4") | Some("inet4") => Family::V4,
                 Some("inet6") | Some("ipv6") => Family::V6,
-                Some(f) => return Err(args.bad(2, format!("option 'family': \"inet\" or \"inet6\" expected, got \"{f}\""))),
+                Some(f) => {
+                    return Err(args.bad(2, format!("option 'family': \"inet\" or \"inet6\" expected, got \"{f}\"")))
+                }
             };
             let fut = lookup(lua, &host, family, o.timeout("timeout")?)?;
             Ok(async move { Ok(fut.await?.iter().map(|ip| ip.to_string()).collect::<Vec<_>>()) })

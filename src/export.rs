@@ -59,10 +59,8 @@ pub fn install(lua: &Lua) -> LuaResult<()> {
     if lua.app_data_ref::<Glue>().is_some() {
         return Ok(());
     }
-    let t: LuaTable = lua
-        .load(include_str!("lua/prelude.lua"))
-        .set_name("=net.prelude")
-        .call((fail_tag(), Lua::poll_pending()))?;
+    let t: LuaTable =
+        lua.load(include_str!("lua/prelude.lua")).set_name("=net.prelude").call((fail_tag(), Lua::poll_pending()))?;
     lua.set_app_data(Glue {
         wrap: t.get("wrap")?,
         index: t.get("index")?,
@@ -73,8 +71,7 @@ pub fn install(lua: &Lua) -> LuaResult<()> {
 }
 
 pub fn glue(lua: &Lua) -> LuaResult<mlua::AppDataRef<'_, Glue>> {
-    lua.app_data_ref::<Glue>()
-        .ok_or_else(|| LuaError::runtime("net: module not initialised"))
+    lua.app_data_ref::<Glue>().ok_or_else(|| LuaError::runtime("net: module not initialised"))
 }
 
 /// A Lua function backed by a synchronous Rust function.
@@ -132,10 +129,6 @@ impl Args {
         Args { name, vals }
     }
 
-    pub fn len(&self) -> usize {
-        self.vals.len()
-    }
-
     /// The raw value at 1-based position `i` (nil when absent).
     pub fn get(&self, i: usize) -> LuaValue {
         self.vals.get(i - 1).cloned().unwrap_or(LuaValue::Nil)
@@ -157,7 +150,9 @@ impl Args {
     /// A string argument (numbers are converted, as `luaL_checkstring` does).
     pub fn string(&self, i: usize) -> NResult<String> {
         match self.vals.get(i - 1) {
-            Some(LuaValue::String(s)) => Ok(s.to_str().map(|s| s.to_owned()).map_err(|_| self.bad(i, "string is not valid UTF-8"))?),
+            Some(LuaValue::String(s)) => {
+                Ok(s.to_str().map(|s| s.to_owned()).map_err(|_| self.bad(i, "string is not valid UTF-8"))?)
+            }
             Some(LuaValue::Integer(n)) => Ok(n.to_string()),
             Some(LuaValue::Number(n)) => Ok(n.to_string()),
             _ => Err(self.expected(i, "string")),
@@ -165,7 +160,11 @@ impl Args {
     }
 
     pub fn opt_string(&self, i: usize) -> NResult<Option<String>> {
-        if self.is_nil(i) { Ok(None) } else { self.string(i).map(Some) }
+        if self.is_nil(i) {
+            Ok(None)
+        } else {
+            self.string(i).map(Some)
+        }
     }
 
     /// A binary-safe string argument.
@@ -187,10 +186,6 @@ impl Args {
         }
     }
 
-    pub fn opt_number(&self, i: usize) -> NResult<Option<f64>> {
-        if self.is_nil(i) { Ok(None) } else { self.number(i).map(Some) }
-    }
-
     /// An integer in `lo..=hi` (floats with an integral value are accepted, as in Lua 5.3+).
     pub fn int_in(&self, i: usize, lo: i64, hi: i64) -> NResult<i64> {
         let n = match self.vals.get(i - 1) {
@@ -206,7 +201,11 @@ impl Args {
     }
 
     pub fn opt_int_in(&self, i: usize, lo: i64, hi: i64) -> NResult<Option<i64>> {
-        if self.is_nil(i) { Ok(None) } else { self.int_in(i, lo, hi).map(Some) }
+        if self.is_nil(i) {
+            Ok(None)
+        } else {
+            self.int_in(i, lo, hi).map(Some)
+        }
     }
 
     pub fn port(&self, i: usize) -> NResult<u16> {
@@ -304,7 +303,11 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
         rest = &rest[unit_end..];
         total += n * factor;
     }
-    if total.is_finite() && total <= 1e12 { Some(Duration::from_secs_f64(total)) } else { None }
+    if total.is_finite() && total <= 1e12 {
+        Some(Duration::from_secs_f64(total))
+    } else {
+        None
+    }
 }
 
 /// An options table (`{timeout = 500, nodelay = false}`), read key by key with type checks that
@@ -326,10 +329,6 @@ impl Opts {
 
     fn expected(&self, key: &str, what: &str, v: &LuaValue) -> NetError {
         self.bad(key, format!("{what} expected, got {}", type_name(v)))
-    }
-
-    pub fn has(&self, key: &str) -> bool {
-        !self.get(key).is_nil()
     }
 
     pub fn value(&self, key: &str) -> LuaValue {

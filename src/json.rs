@@ -83,7 +83,9 @@ impl Encoder<'_> {
             count += 1;
             match k {
                 LuaValue::Integer(i) if i >= 1 => max_index = max_index.max(i),
-                LuaValue::Number(n) if n.fract() == 0.0 && n >= 1.0 && n < 9.0e15 => max_index = max_index.max(n as i64),
+                LuaValue::Number(n) if n.fract() == 0.0 && n >= 1.0 && n < 9.0e15 => {
+                    max_index = max_index.max(n as i64)
+                }
                 LuaValue::String(_) => all_ints = false,
                 LuaValue::Integer(_) | LuaValue::Number(_) => all_ints = false,
                 other => return Err(self.bad(format!("cannot encode a table key of type {}", other.type_name()))),

@@ -76,7 +76,12 @@ impl Inner {
         let r = if connected {
             let peer = *self.peer.borrow();
             match peer {
-                None => return Poll::Ready(Err(NetError::new(Kind::Closed, "recv_connected: the socket is not connected (call connect first)"))),
+                None => {
+                    return Poll::Ready(Err(NetError::new(
+                        Kind::Closed,
+                        "recv_connected: the socket is not connected (call connect first)",
+                    )))
+                }
                 Some(p) => s.poll_recv(cx, &mut rb).map_ok(|()| p),
             }
         } else {
@@ -104,7 +109,11 @@ impl Inner {
 
     /// The family to resolve names in so the address fits this socket.
     fn family(&self) -> Family {
-        if self.local.is_ipv4() { Family::V4 } else { Family::Any }
+        if self.local.is_ipv4() {
+            Family::V4
+        } else {
+            Family::Any
+        }
     }
 
     /// Maps an IPv4 destination onto an IPv6 socket.
@@ -118,7 +127,9 @@ impl Inner {
     async fn timed<T>(&self, op: &str, fut: impl std::future::Future<Output = NResult<T>>) -> NResult<T> {
         match self.timeout.get() {
             None => fut.await,
-            Some(d) => tokio::time::timeout(d, fut).await.map_err(|_| NetError::timeout(op, &self.local.to_string(), d))?,
+            Some(d) => {
+                tokio::time::timeout(d, fut).await.map_err(|_| NetError::timeout(op, &self.local.to_string(), d))?
+            }
         }
     }
 }
@@ -153,15 +164,24 @@ fn try_recv(lua: &Lua, args: Args, connected: bool) -> LuaResult<LuaMultiValue> 
     }
 }
 
-fn wait_recv(lua: &Lua, args: Args, connected: bool) -> NResult<impl std::future::Future<Output = NResult<LuaMultiValue>>> {
+fn wait_recv(
+    lua: &Lua,
+    args: Args,
+    connected: bool,
+) -> NResult<impl std::future::Future<Output = NResult<LuaMultiValue>>> {
     let s = this(&args)?;
     let max = recv_max(&args)?;
     let lua = lua.clone();
     Ok(async move {
-        let (n, from) = s.timed("recv on", poll_fn(|cx| {
-            let r = s.poll_recv(cx, max, connected);
-            s.waiters.pending(cx, r)
-        })).await?;
+        let (n, from) = s
+            .timed(
+                "recv on",
+                poll_fn(|cx| {
+                    let r = s.poll_recv(cx, max, connected);
+                    s.waiters.pending(cx, r)
+                }),
+            )
+            .await?;
         recv_result(&lua, &s, n, from, connected).map_err(|e| NetError::new(Kind::Io, e.to_string()))
     })
 }
@@ -177,7 +197,9 @@ fn try_send(lua: &Lua, args: Args, connected: bool) -> LuaResult<LuaMultiValue> 
     let r = (|| {
         let s = this(&args)?;
         let data = args.bytes(2)?;
-        let to = if connected { None } else {
+        let to = if connected {
+            None
+        } else {
             match literal_dest(&s, &args)? {
                 Some(a) => Some(a),
                 None => return Ok(None), // a name: resolve on the async path
@@ -210,10 +232,14 @@ fn wait_send(lua: &Lua, args: Args, connected: bool) -> NResult<impl std::future
             None => None,
             Some((l, port)) => Some(s.fit(l.await?[0], port)),
         };
-        s.timed("send to", poll_fn(|cx| {
-            let r = s.poll_send(cx, &data, to);
-            s.waiters.pending(cx, r)
-        })).await
+        s.timed(
+            "send to",
+            poll_fn(|cx| {
+                let r = s.poll_send(cx, &data, to);
+                s.waiters.pending(cx, r)
+            }),
+        )
+        .await
     })
 }
 
@@ -227,7 +253,9 @@ fn bind(lua: &Lua, args: Args) -> NResult<LuaAnyUserData> {
     let addr = listen_addr(&host, port)?;
     let at = host_port(&host, port);
     let fail = |e: std::io::Error| NetError::io("bind", &at, &e);
-    let sock = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::DGRAM, Some(socket2::Protocol::UDP)).map_err(fail)?;
+    let sock =
+        socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::DGRAM, Some(socket2::Protocol::UDP))
+            .map_err(fail)?;
     if o.boolean("reuseaddr")?.unwrap_or(false) {
         sock.set_reuse_address(true).map_err(fail)?;
     }
@@ -243,7 +271,14 @@ fn bind(lua: &Lua, args: Args) -> NResult<LuaAnyUserData> {
     let _ctx = sc.enter();
     let u = UdpSocket::from_std(sock.into()).map_err(fail)?;
     let local = u.local_addr().map_err(fail)?;
-    let inner = Inner { sock: RefCell::new(Some(u)), scratch: RefCell::new(Vec::new()), timeout: Cell::new(None), local, peer: RefCell::new(None), waiters: Default::default() };
+    let inner = Inner {
+        sock: RefCell::new(Some(u)),
+        scratch: RefCell::new(Vec::new()),
+        timeout: Cell::new(None),
+        local,
+        peer: RefCell::new(None),
+        waiters: Default::default(),
+    };
     lua.create_any_userdata(Udp(Rc::new(inner))).map_err(|e| NetError::new(Kind::Io, e.to_string()))
 }
 
@@ -251,12 +286,16 @@ fn multicast(args: &Args, join: bool) -> NResult<()> {
     let s = this(args)?;
     let op = if join { "join_multicast" } else { "leave_multicast" };
     let group = args.string(2)?;
-    let group: IpAddr = dns::literal(&group).filter(|ip| ip.is_multicast()).ok_or_else(|| args.bad(2, format!("multicast group address expected, got \"{group}\"")))?;
+    let group: IpAddr = dns::literal(&group)
+        .filter(|ip| ip.is_multicast())
+        .ok_or_else(|| args.bad(2, format!("multicast group address expected, got \"{group}\"")))?;
     match group {
         IpAddr::V4(g) => {
             let iface = match args.opt_string(3)? {
                 None => Ipv4Addr::UNSPECIFIED,
-                Some(i) => i.parse().map_err(|_| args.bad(3, format!("IPv4 interface address expected, got \"{i}\"")))?,
+                Some(i) => {
+                    i.parse().map_err(|_| args.bad(3, format!("IPv4 interface address expected, got \"{i}\"")))?
+                }
             };
             s.with(op, |u| if join { u.join_multicast_v4(g, iface) } else { u.leave_multicast_v4(g, iface) })
         }
@@ -268,7 +307,11 @@ fn multicast(args: &Args, join: bool) -> NResult<()> {
 }
 
 pub fn register(lua: &Lua, net: &LuaTable) -> LuaResult<()> {
-    let fast: LuaTable = lua.load(include_str!("lua/stream.lua")).set_name("=net.stream").call((fail_tag(), pending_tag(), Lua::poll_pending()))?;
+    let fast: LuaTable = lua.load(include_str!("lua/stream.lua")).set_name("=net.stream").call((
+        fail_tag(),
+        pending_tag(),
+        Lua::poll_pending(),
+    ))?;
     let method3: LuaFunction = fast.get("method3")?;
     let method1: LuaFunction = fast.get("method")?;
     let varargs: LuaFunction = fast.get("varargs")?;
@@ -301,38 +344,51 @@ pub fn register(lua: &Lua, net: &LuaTable) -> LuaResult<()> {
             })
         })?,
     )?;
-    methods.set("set_broadcast", func(lua, "set_broadcast", |_, a| {
-        let on = a.boolean(2)?;
-        this(&a)?.with("set_broadcast", |u| u.set_broadcast(on))
-    })?)?;
-    methods.set("set_ttl", func(lua, "set_ttl", |_, a| {
-        let ttl = a.int_in(2, 1, 255)? as u32;
-        let s = this(&a)?;
-        s.with("set_ttl", |u| {
-            if s.local.is_ipv4() {
-                u.set_ttl(ttl)?;
-                u.set_multicast_ttl_v4(ttl)
-            } else {
-                socket2::SockRef::from(u).set_unicast_hops_v6(ttl)
-            }
-        })
-    })?)?;
+    methods.set(
+        "set_broadcast",
+        func(lua, "set_broadcast", |_, a| {
+            let on = a.boolean(2)?;
+            this(&a)?.with("set_broadcast", |u| u.set_broadcast(on))
+        })?,
+    )?;
+    methods.set(
+        "set_ttl",
+        func(lua, "set_ttl", |_, a| {
+            let ttl = a.int_in(2, 1, 255)? as u32;
+            let s = this(&a)?;
+            s.with("set_ttl", |u| {
+                if s.local.is_ipv4() {
+                    u.set_ttl(ttl)?;
+                    u.set_multicast_ttl_v4(ttl)
+                } else {
+                    socket2::SockRef::from(u).set_unicast_hops_v6(ttl)
+                }
+            })
+        })?,
+    )?;
     methods.set("join_multicast", func(lua, "join_multicast", |_, a| multicast(&a, true))?)?;
     methods.set("leave_multicast", func(lua, "leave_multicast", |_, a| multicast(&a, false))?)?;
-    methods.set("set_timeout", func(lua, "set_timeout", |_, a| {
-        let t = a.timeout(2)?;
-        open(&a, "set_timeout")?.timeout.set(t);
-        Ok(())
-    })?)?;
+    methods.set(
+        "set_timeout",
+        func(lua, "set_timeout", |_, a| {
+            let t = a.timeout(2)?;
+            open(&a, "set_timeout")?.timeout.set(t);
+            Ok(())
+        })?,
+    )?;
     methods.set("local_addr", func(lua, "local_addr", |_, a| Ok(open(&a, "local_addr")?.local.to_string()))?)?;
-    methods.set("close", func(lua, "close", |_, a| {
-        let s = this(&a)?;
-        drop(s.sock.borrow_mut().take());
-        s.waiters.wake_all();
-        Ok(())
-    })?)?;
+    methods.set(
+        "close",
+        func(lua, "close", |_, a| {
+            let s = this(&a)?;
+            drop(s.sock.borrow_mut().take());
+            s.waiters.wake_all();
+            Ok(())
+        })?,
+    )?;
     let getters = lua.create_table()?;
-    getters.set("ip", lua.create_function(|_, ud: LuaAnyUserData| Ok(ud.borrow::<Udp>()?.0.local.ip().to_string()))?)?;
+    getters
+        .set("ip", lua.create_function(|_, ud: LuaAnyUserData| Ok(ud.borrow::<Udp>()?.0.local.ip().to_string()))?)?;
     getters.set("port", lua.create_function(|_, ud: LuaAnyUserData| Ok(ud.borrow::<Udp>()?.0.local.port()))?)?;
     register_type::<Udp>(lua, methods, Some(getters), |u| {
         let closed = if u.0.sock.borrow().is_none() { ", closed" } else { "" };

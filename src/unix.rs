@@ -28,7 +28,9 @@ pub fn register(lua: &Lua, net: &LuaTable) -> LuaResult<()> {
                 let fut = UnixStream::connect(&path);
                 let r = match timeout {
                     None => fut.await,
-                    Some(d) => tokio::time::timeout(d, fut).await.map_err(|_| NetError::timeout("connect to", &path, d))?,
+                    Some(d) => {
+                        tokio::time::timeout(d, fut).await.map_err(|_| NetError::timeout("connect to", &path, d))?
+                    }
                 };
                 let s = r.map_err(|e| NetError::io("connect to", &path, &e))?;
                 crate::tcp::stream::into_lua(&lua, Stream::new(Transport::Unix(s), path.clone(), path))

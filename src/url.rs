@@ -15,7 +15,11 @@ use crate::export::{func, Args};
 const RESERVED: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
 
 fn binary_flag(a: &Args, i: usize) -> NResult<bool> {
-    if a.is_nil(i) { Ok(false) } else { a.boolean(i) }
+    if a.is_nil(i) {
+        Ok(false)
+    } else {
+        a.boolean(i)
+    }
 }
 
 fn url_encode(_: &Lua, a: Args) -> NResult<String> {

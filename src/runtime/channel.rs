@@ -111,7 +111,11 @@ pub fn register(lua: &Lua, net: &LuaTable) -> LuaResult<()> {
     methods.set("len", func(lua, "len", |_, args| Ok(this(&args)?.queue.borrow().len()))?)?;
     register_type::<Channel>(lua, methods, None, |c| {
         let cap = c.0.capacity.map(|n| n.to_string()).unwrap_or_else(|| "unbounded".into());
-        format!("channel{{{} queued, capacity {cap}{}}}", c.0.queue.borrow().len(), if c.0.closed.get() { ", closed" } else { "" })
+        format!(
+            "channel{{{} queued, capacity {cap}{}}}",
+            c.0.queue.borrow().len(),
+            if c.0.closed.get() { ", closed" } else { "" }
+        )
     })?;
 
     net.set(

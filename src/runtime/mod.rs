@@ -202,7 +202,11 @@ pub fn mode(lua: &Lua, s: &Sched) -> Mode {
             return Mode::Task;
         }
     }
-    if s.running.get() { Mode::Nested } else { Mode::Block }
+    if s.running.get() {
+        Mode::Nested
+    } else {
+        Mode::Block
+    }
 }
 
 pub fn nested_error(op: &str) -> NetError {

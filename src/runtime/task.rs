@@ -181,7 +181,10 @@ pub async fn finished_ok(t: &Task) -> bool {
     ok
 }
 
-fn join(lua: &Lua, args: Args) -> crate::error::NResult<impl std::future::Future<Output = crate::error::NResult<LuaMultiValue>>> {
+fn join(
+    lua: &Lua,
+    args: Args,
+) -> crate::error::NResult<impl std::future::Future<Output = crate::error::NResult<LuaMultiValue>>> {
     let st = args.this::<Task>("task")?.0.clone();
     let s = sched(lua);
     if !s.current_task.get().is_null() && s.current_task.get() == st.thread && super::mode(lua, &s) == Mode::Task {
@@ -197,7 +200,9 @@ fn join(lua: &Lua, args: Args) -> crate::error::NResult<impl std::future::Future
             Outcome::Done(Some(k)) => {
                 let t: LuaTable = lua.registry_value(k).map_err(|e| NetError::new(Kind::Io, e.to_string()))?;
                 let n: usize = t.raw_get("n").unwrap_or(0);
-                (1..=n).map(|i| t.raw_get::<LuaValue>(i)).collect::<LuaResult<LuaMultiValue>>()
+                (1..=n)
+                    .map(|i| t.raw_get::<LuaValue>(i))
+                    .collect::<LuaResult<LuaMultiValue>>()
                     .map_err(|e| NetError::new(Kind::Io, e.to_string()))
             }
             Outcome::Failed(k) => {
@@ -251,7 +256,9 @@ pub fn register(lua: &Lua, net: &LuaTable) -> LuaResult<()> {
         func(lua, "net.spawn", |lua, args| {
             let f = args.function(1)?;
             let rest = args.rest(2);
-            spawn(lua, f, rest).and_then(|t| lua.create_any_userdata(t)).map_err(|e| NetError::new(Kind::Io, e.to_string()))
+            spawn(lua, f, rest)
+                .and_then(|t| lua.create_any_userdata(t))
+                .map_err(|e| NetError::new(Kind::Io, e.to_string()))
         })?,
     )?;
     net.set(
@@ -259,7 +266,10 @@ pub fn register(lua: &Lua, net: &LuaTable) -> LuaResult<()> {
         func(lua, "net.run", |lua, _args| {
             let s = sched(lua);
             if s.running.get() {
-                return Err(NetError::new(Kind::Io, "net.run: the loop is already running (net.run cannot be nested or called from a task)"));
+                return Err(NetError::new(
+                    Kind::Io,
+                    "net.run: the loop is already running (net.run cannot be nested or called from a task)",
+                ));
             }
             s.stop_requested.set(false);
             s.failed.set(0);

@@ -81,7 +81,14 @@ unsafe fn stream(l: *mut lua_State, op: u8) -> Result<Rc<Inner>, NetError> {
 }
 
 /// An integer argument at `idx` (nil gives `default`), checked against `lo..=hi`.
-unsafe fn int_arg(l: *mut lua_State, idx: c_int, op: u8, default: Option<i64>, lo: i64, hi: i64) -> Result<i64, NetError> {
+unsafe fn int_arg(
+    l: *mut lua_State,
+    idx: c_int,
+    op: u8,
+    default: Option<i64>,
+    lo: i64,
+    hi: i64,
+) -> Result<i64, NetError> {
     let t = ffi::lua_type(l, idx);
     let n = if t == ffi::LUA_TNONE || t == ffi::LUA_TNIL {
         default.ok_or_else(|| NetError::arg(idx as usize, name(op), "integer expected, got no value"))?
@@ -103,7 +110,9 @@ unsafe fn int_arg(l: *mut lua_State, idx: c_int, op: u8, default: Option<i64>, l
 fn guarded(l: *mut lua_State, op: u8, body: impl FnOnce() -> c_int) -> c_int {
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(n) => n,
-        Err(_) => unsafe { push_fail(l, NetError::new(crate::error::Kind::Io, format!("{}: internal error", name(op)))) },
+        Err(_) => unsafe {
+            push_fail(l, NetError::new(crate::error::Kind::Io, format!("{}: internal error", name(op))))
+        },
     }
 }
 

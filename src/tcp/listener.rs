@@ -43,7 +43,12 @@ pub struct Listener(pub Rc<Inner>);
 
 impl Listener {
     pub fn new(sock: Socket, local: String) -> Self {
-        Listener(Rc::new(Inner { sock: RefCell::new(Some(sock)), timeout: Cell::new(None), local, waiters: Default::default() }))
+        Listener(Rc::new(Inner {
+            sock: RefCell::new(Some(sock)),
+            timeout: Cell::new(None),
+            local,
+            waiters: Default::default(),
+        }))
     }
 }
 
@@ -72,7 +77,9 @@ fn accept_once(l: &Inner, cx: &mut std::task::Context<'_>) -> std::task::Poll<NR
             let local = s.local_addr().map(|a| a.to_string()).unwrap_or_default();
             Stream::new(Transport::Tcp(s), peer.to_string(), local)
         }),
-        Socket::Unix(u, path) => u.poll_accept(cx).map_ok(|(s, _)| Stream::new(Transport::Unix(s), path.clone(), path.clone())),
+        Socket::Unix(u, path) => {
+            u.poll_accept(cx).map_ok(|(s, _)| Stream::new(Transport::Unix(s), path.clone(), path.clone()))
+        }
     };
     r.map_err(|e| NetError::io("accept on", &l.local, &e))
 }
@@ -91,7 +98,9 @@ pub fn register(lua: &Lua) -> LuaResult<()> {
                 });
                 let s = match l.timeout.get() {
                     None => fut.await?,
-                    Some(d) => tokio::time::timeout(d, fut).await.map_err(|_| NetError::timeout("accept on", &l.local, d))??,
+                    Some(d) => tokio::time::timeout(d, fut)
+                        .await
+                        .map_err(|_| NetError::timeout("accept on", &l.local, d))??,
                 };
                 super::stream::into_lua(&lua, s)
             })

@@ -47,10 +47,13 @@ impl ConnectOpts {
             LuaValue::Nil | LuaValue::Boolean(false) => {}
             _ => return Err(tls_unavailable()),
         }
-        let bind = match o.string("bind")? {
-            None => None,
-            Some(b) => Some(parse_bind(&b).ok_or_else(|| args.bad(pos, format!("option 'bind': \"ip\" or \"ip:port\" expected, got \"{b}\"")))?),
-        };
+        let bind =
+            match o.string("bind")? {
+                None => None,
+                Some(b) => Some(parse_bind(&b).ok_or_else(|| {
+                    args.bad(pos, format!("option 'bind': \"ip\" or \"ip:port\" expected, got \"{b}\""))
+                })?),
+            };
         Ok(ConnectOpts {
             timeout: o.timeout("timeout")?,
             ttl: o.int_in("ttl", 1, 255)?.map(|n| n as u32),
@@ -77,7 +80,11 @@ fn parse_bind(s: &str) -> Option<SocketAddr> {
 
 /// `host:port` as a user writes it (IPv6 in brackets).
 pub fn host_port(host: &str, port: u16) -> String {
-    if host.contains(':') && !host.starts_with('[') { format!("[{host}]:{port}") } else { format!("{host}:{port}") }
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
 }
 
 async fn connect_one(addr: SocketAddr, o: &ConnectOpts) -> std::io::Result<tokio::net::TcpStream> {
@@ -92,7 +99,11 @@ async fn connect_one(addr: SocketAddr, o: &ConnectOpts) -> std::io::Result<tokio
     s.set_nodelay(o.nodelay)?;
     if let Some(ttl) = o.ttl {
         let r = socket2::SockRef::from(&s);
-        if addr.is_ipv4() { r.set_ttl_v4(ttl)? } else { r.set_unicast_hops_v6(ttl)? }
+        if addr.is_ipv4() {
+            r.set_ttl_v4(ttl)?
+        } else {
+            r.set_unicast_hops_v6(ttl)?
+        }
     }
     Ok(s)
 }
@@ -128,7 +139,9 @@ pub fn connect(
     Ok(async move {
         match limit {
             None => attempt.await,
-            Some(d) => tokio::time::timeout(d, attempt).await.map_err(|_| NetError::timeout("connect to", &target, d))?,
+            Some(d) => {
+                tokio::time::timeout(d, attempt).await.map_err(|_| NetError::timeout("connect to", &target, d))?
+            }
         }
     })
 }
@@ -140,7 +153,9 @@ fn userdata<T: 'static>(lua: &Lua, v: T) -> NResult<LuaAnyUserData> {
 /// Where to listen: `listen(port)`, `listen(host, port)`, each with optional options after.
 fn listen_args(args: &Args) -> NResult<(String, u16, usize)> {
     match args.get(1) {
-        LuaValue::Integer(_) | LuaValue::Number(_) if !matches!(args.get(2), LuaValue::Integer(_) | LuaValue::Number(_)) => {
+        LuaValue::Integer(_) | LuaValue::Number(_)
+            if !matches!(args.get(2), LuaValue::Integer(_) | LuaValue::Number(_)) =>
+        {
             Ok(("0.0.0.0".into(), args.port(1)?, 2))
         }
         _ => Ok((args.string(1)?, args.port(2)?, 3)),
@@ -178,7 +193,9 @@ fn listen(lua: &Lua, args: Args) -> NResult<LuaAnyUserData> {
     let addr = listen_addr(&host, port)?;
     let at = host_port(&host, port);
     let fail = |e: std::io::Error| NetError::io("listen on", &at, &e);
-    let sock = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, Some(socket2::Protocol::TCP)).map_err(fail)?;
+    let sock =
+        socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, Some(socket2::Protocol::TCP))
+            .map_err(fail)?;
     sock.set_reuse_address(reuseaddr).map_err(fail)?;
     if reuseport {
         sock.set_reuse_port(true).map_err(fail)?;

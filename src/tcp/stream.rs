@@ -54,13 +54,6 @@ impl Transport {
             Transport::Unix(s) => socket2::SockRef::from(s),
         }
     }
-
-    pub fn tcp(&self) -> Option<&TcpStream> {
-        match self {
-            Transport::Tcp(s) => Some(s),
-            Transport::Unix(_) => None,
-        }
-    }
 }
 
 pub struct Inner {
@@ -124,17 +117,20 @@ pub fn into_lua(lua: &Lua, s: Stream) -> NResult<LuaAnyUserData> {
 impl Stream {
     pub fn new(t: Transport, peer: String, local: String) -> Self {
         let unix = matches!(t, Transport::Unix(_));
-        Stream(Rc::new(Inner {
-            io: RefCell::new(Some(t)),
-            rbuf: RefCell::new(Vec::new()),
-            rpos: Cell::new(0),
-            eof: Cell::new(false),
-            timeout: Cell::new(None),
-            peer,
-            local,
-            unix,
-            waiters: Default::default(),
-        }), Cell::new(0))
+        Stream(
+            Rc::new(Inner {
+                io: RefCell::new(Some(t)),
+                rbuf: RefCell::new(Vec::new()),
+                rpos: Cell::new(0),
+                eof: Cell::new(false),
+                timeout: Cell::new(None),
+                peer,
+                local,
+                unix,
+                waiters: Default::default(),
+            }),
+            Cell::new(0),
+        )
     }
 }
 
@@ -297,7 +293,10 @@ impl Inner {
             match t.poll_write(cx, &data[*off..]) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Ok(0)) => {
-                    return Poll::Ready(Err(NetError::new(Kind::Reset, format!("write to {}: connection closed", self.peer))))
+                    return Poll::Ready(Err(NetError::new(
+                        Kind::Reset,
+                        format!("write to {}: connection closed", self.peer),
+                    )))
                 }
                 Poll::Ready(Ok(n)) => *off += n,
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(self.io_error("write", &e))),
@@ -351,32 +350,17 @@ fn this(args: &Args) -> NResult<Rc<Inner>> {
     Ok(args.this::<Stream>("stream")?.0.clone())
 }
 
-
-/// Reads the size argument of a read method from a raw value (the fast path avoids `Args`).
-fn read_op_of(which: &str, v: &LuaValue) -> NResult<ReadOp> {
-    let size = |lo: i64, default: Option<i64>| -> NResult<usize> {
-        let n = match v {
-            LuaValue::Nil => default.ok_or_else(|| NetError::arg(2, which, "integer expected, got no value"))?,
-            LuaValue::Integer(n) => *n as i64,
-            LuaValue::Number(f) if f.fract() == 0.0 => *f as i64,
-            other => return Err(NetError::arg(2, which, format!("integer expected, got {}", other.type_name()))),
-        };
-        if n < lo || n > i64::from(i32::MAX) {
-            return Err(NetError::arg(2, which, format!("out of range: {n} is not in {lo}..{}", i32::MAX)));
-        }
-        Ok(n as usize)
-    };
+/// The read a method asks for. The fast path (`fast.rs`) has checked the arguments already; the
+/// async path checks them again the ordinary way.
+fn read_op(args: &Args, which: &str) -> NResult<ReadOp> {
+    let max = i64::from(i32::MAX);
     Ok(match which {
-        "read" => ReadOp::Some(size(1, Some(4096))?),
+        "read" => ReadOp::Some(args.opt_int_in(2, 1, max)?.unwrap_or(4096) as usize),
         "read_line" => ReadOp::Line,
         "read_all" => ReadOp::All,
-        "read_exact" => ReadOp::Exact(size(0, None)?),
+        "read_exact" => ReadOp::Exact(args.int_in(2, 0, max)? as usize),
         _ => ReadOp::U32,
     })
-}
-
-fn read_op(args: &Args, which: &str) -> NResult<ReadOp> {
-    read_op_of(which, &args.get(2))
 }
 
 fn wait_read(
@@ -388,41 +372,24 @@ fn wait_read(
     let op = read_op(&args, which)?;
     let lua = lua.clone();
     Ok(async move {
-        let d = s.timed(which, poll_fn(|cx| {
-            let r = s.poll_read_op(cx, op, which);
-            s.waiters.pending(cx, r)
-        })).await?;
+        let d = s
+            .timed(
+                which,
+                poll_fn(|cx| {
+                    let r = s.poll_read_op(cx, op, which);
+                    s.waiters.pending(cx, r)
+                }),
+            )
+            .await?;
         s.finish(&lua, op, d).map_err(|e| NetError::new(Kind::Io, e.to_string()))
     })
 }
 
-fn write_data_of(which: &str, v: &LuaValue) -> NResult<Vec<u8>> {
-    match (which, v) {
-        ("write_u32", LuaValue::Integer(n)) if (0..=i64::from(u32::MAX)).contains(&(*n as i64)) => {
-            Ok((*n as u32).to_be_bytes().to_vec())
-        }
-        ("write_u32", LuaValue::Number(f)) if f.fract() == 0.0 && *f >= 0.0 && *f <= f64::from(u32::MAX) => {
-            Ok((*f as u32).to_be_bytes().to_vec())
-        }
-        ("write_u32", other) => Err(NetError::arg(2, which, format!("integer in 0..{} expected, got {}", u32::MAX, lua_show(other)))),
-        (_, LuaValue::String(s)) => Ok(s.as_bytes().to_vec()),
-        (_, LuaValue::Integer(n)) => Ok(n.to_string().into_bytes()),
-        (_, LuaValue::Number(n)) => Ok(n.to_string().into_bytes()),
-        (_, other) => Err(NetError::arg(2, which, format!("string expected, got {}", lua_show(other)))),
-    }
-}
-
-fn lua_show(v: &LuaValue) -> String {
-    match v {
-        LuaValue::Nil => "no value".into(),
-        LuaValue::Integer(n) => n.to_string(),
-        LuaValue::Number(n) => n.to_string(),
-        other => other.type_name().into(),
-    }
-}
-
 fn write_data(args: &Args, which: &str) -> NResult<Vec<u8>> {
-    write_data_of(which, &args.get(2))
+    if which == "write_u32" {
+        return Ok((args.int_in(2, 0, i64::from(u32::MAX))? as u32).to_be_bytes().to_vec());
+    }
+    args.bytes(2)
 }
 
 fn wait_write(args: Args, which: &'static str) -> NResult<impl std::future::Future<Output = NResult<usize>>> {
@@ -430,10 +397,14 @@ fn wait_write(args: Args, which: &'static str) -> NResult<impl std::future::Futu
     let data = write_data(&args, which)?;
     let mut off = args.opt_int_in(3, 0, data.len() as i64)?.unwrap_or(0) as usize;
     Ok(async move {
-        s.timed(which, poll_fn(|cx| {
-            let r = s.poll_write_all(cx, &data, &mut off);
-            s.waiters.pending(cx, r)
-        })).await?;
+        s.timed(
+            which,
+            poll_fn(|cx| {
+                let r = s.poll_write_all(cx, &data, &mut off);
+                s.waiters.pending(cx, r)
+            }),
+        )
+        .await?;
         Ok(data.len())
     })
 }
@@ -447,10 +418,11 @@ fn addr_parts(addr: &str) -> (String, Option<u16>) {
 
 /// Registers the stream type: fast-path methods, plain methods and Lune's fields.
 pub fn register(lua: &Lua) -> LuaResult<()> {
-    let fast: LuaTable = lua
-        .load(include_str!("../lua/stream.lua"))
-        .set_name("=net.stream")
-        .call((fail_tag(), pending_tag(), Lua::poll_pending()))?;
+    let fast: LuaTable = lua.load(include_str!("../lua/stream.lua")).set_name("=net.stream").call((
+        fail_tag(),
+        pending_tag(),
+        Lua::poll_pending(),
+    ))?;
     let method: LuaFunction = fast.get("method")?;
     let methods = lua.create_table()?;
 
@@ -481,56 +453,77 @@ pub fn register(lua: &Lua) -> LuaResult<()> {
         methods.set(which, method.call::<LuaFunction>((t, w, park))?)?;
     }
 
-    methods.set("flush", func(lua, "flush", |_, a| {
-        this(&a)?.open("flush")?;
-        Ok(true)
-    })?)?;
-    methods.set("set_timeout", func(lua, "set_timeout", |_, a| {
-        let t = a.timeout(2)?;
-        this(&a)?.open("set_timeout")?.timeout.set(t);
-        Ok(())
-    })?)?;
+    methods.set(
+        "flush",
+        func(lua, "flush", |_, a| {
+            this(&a)?.open("flush")?;
+            Ok(true)
+        })?,
+    )?;
+    methods.set(
+        "set_timeout",
+        func(lua, "set_timeout", |_, a| {
+            let t = a.timeout(2)?;
+            this(&a)?.open("set_timeout")?.timeout.set(t);
+            Ok(())
+        })?,
+    )?;
     methods.set("peer_addr", func(lua, "peer_addr", |_, a| Ok(this(&a)?.open("peer_addr")?.peer.clone()))?)?;
     methods.set("local_addr", func(lua, "local_addr", |_, a| Ok(this(&a)?.open("local_addr")?.local.clone()))?)?;
-    methods.set("close", func(lua, "close", |_, a| {
-        this(&a)?.close();
-        Ok(())
-    })?)?;
-    methods.set("shutdown", func(lua, "shutdown", |_, a| {
-        let s = this(&a)?;
-        let how = match a.opt_string(2)?.as_deref() {
-            None | Some("both") => std::net::Shutdown::Both,
-            Some("read") => std::net::Shutdown::Read,
-            Some("write") => std::net::Shutdown::Write,
-            Some(o) => return Err(a.bad(2, format!("\"read\", \"write\" or \"both\" expected, got \"{o}\""))),
-        };
-        s.with_sock("shutdown", |k| match k.shutdown(how) {
-            // A peer that already went away leaves nothing to shut down.
-            Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
-            r => r,
-        })
-    })?)?;
-    methods.set("set_nodelay", func(lua, "set_nodelay", |_, a| {
-        let s = this(&a)?;
-        s.tcp_only("set_nodelay")?;
-        let on = a.boolean(2)?;
-        s.with_sock("set_nodelay", |k| k.set_tcp_nodelay(on))
-    })?)?;
-    methods.set("set_keepalive", func(lua, "set_keepalive", |_, a| {
-        let s = this(&a)?;
-        s.tcp_only("set_keepalive")?;
-        let on = a.boolean(2)?;
-        s.with_sock("set_keepalive", |k| k.set_keepalive(on))
-    })?)?;
-    methods.set("set_ttl", func(lua, "set_ttl", |_, a| {
-        let s = this(&a)?;
-        s.tcp_only("set_ttl")?;
-        let ttl = a.int_in(2, 1, 255)? as u32;
-        s.with_sock("set_ttl", |k| match k.set_ttl_v4(ttl) {
-            Err(_) => k.set_unicast_hops_v6(ttl),
-            ok => ok,
-        })
-    })?)?;
+    methods.set(
+        "close",
+        func(lua, "close", |_, a| {
+            this(&a)?.close();
+            Ok(())
+        })?,
+    )?;
+    methods.set(
+        "shutdown",
+        func(lua, "shutdown", |_, a| {
+            let s = this(&a)?;
+            let how = match a.opt_string(2)?.as_deref() {
+                None | Some("both") => std::net::Shutdown::Both,
+                Some("read") => std::net::Shutdown::Read,
+                Some("write") => std::net::Shutdown::Write,
+                Some(o) => return Err(a.bad(2, format!("\"read\", \"write\" or \"both\" expected, got \"{o}\""))),
+            };
+            s.with_sock("shutdown", |k| match k.shutdown(how) {
+                // A peer that already went away leaves nothing to shut down.
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
+                r => r,
+            })
+        })?,
+    )?;
+    methods.set(
+        "set_nodelay",
+        func(lua, "set_nodelay", |_, a| {
+            let s = this(&a)?;
+            s.tcp_only("set_nodelay")?;
+            let on = a.boolean(2)?;
+            s.with_sock("set_nodelay", |k| k.set_tcp_nodelay(on))
+        })?,
+    )?;
+    methods.set(
+        "set_keepalive",
+        func(lua, "set_keepalive", |_, a| {
+            let s = this(&a)?;
+            s.tcp_only("set_keepalive")?;
+            let on = a.boolean(2)?;
+            s.with_sock("set_keepalive", |k| k.set_keepalive(on))
+        })?,
+    )?;
+    methods.set(
+        "set_ttl",
+        func(lua, "set_ttl", |_, a| {
+            let s = this(&a)?;
+            s.tcp_only("set_ttl")?;
+            let ttl = a.int_in(2, 1, 255)? as u32;
+            s.with_sock("set_ttl", |k| match k.set_ttl_v4(ttl) {
+                Err(_) => k.set_unicast_hops_v6(ttl),
+                ok => ok,
+            })
+        })?,
+    )?;
 
     // Lune's fields: localIp, localPort, remoteIp, remotePort.
     let getters = lua.create_table()?;
@@ -538,7 +531,11 @@ pub fn register(lua: &Lua) -> LuaResult<()> {
         let f = lua.create_function(move |lua, ud: LuaAnyUserData| {
             let s = ud.borrow::<Stream>()?;
             let (ip, p) = addr_parts(if remote { &s.0.peer } else { &s.0.local });
-            if port { p.into_lua(lua) } else { ip.into_lua(lua) }
+            if port {
+                p.into_lua(lua)
+            } else {
+                ip.into_lua(lua)
+            }
         })?;
         getters.set(name, f)
     };
