@@ -91,6 +91,13 @@ impl fmt::Display for NetError {
     }
 }
 
+/// A failure inside mlua itself (out of memory, a broken registry): rare, reported as `io`.
+impl From<mlua::Error> for NetError {
+    fn from(e: mlua::Error) -> Self {
+        NetError::new(Kind::Io, e.to_string())
+    }
+}
+
 /// The kind word for an OS error.
 pub fn kind_of(e: &io::Error) -> Kind {
     use io::ErrorKind as E;

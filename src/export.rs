@@ -109,6 +109,11 @@ where
     })
 }
 
+/// Makes a userdata object of a type registered with [`register_type`].
+pub fn userdata<T: 'static>(lua: &Lua, v: T) -> NResult<LuaAnyUserData> {
+    Ok(lua.create_any_userdata(v)?)
+}
+
 /// Arguments of one call, checked one by one with Lua-style messages.
 pub struct Args {
     pub name: &'static str,

@@ -178,7 +178,7 @@ fn to_lua(lua: &Lua, v: serde_json::Value) -> LuaResult<LuaValue> {
 pub fn decode(lua: &Lua, text: &[u8]) -> NResult<LuaValue> {
     let v: serde_json::Value =
         serde_json::from_slice(text).map_err(|e| NetError::new(Kind::Protocol, format!("invalid JSON: {e}")))?;
-    to_lua(lua, v).map_err(|e| NetError::new(Kind::Io, e.to_string()))
+    to_lua(lua, v).map_err(NetError::from)
 }
 
 pub fn register(lua: &Lua, net: &LuaTable) -> LuaResult<()> {
@@ -194,10 +194,10 @@ pub fn register(lua: &Lua, net: &LuaTable) -> LuaResult<()> {
         func(lua, "net.json.array", |lua, a: Args| {
             let t = match a.opt_table(1)? {
                 Some(t) => t,
-                None => lua.create_table().map_err(|e| NetError::new(Kind::Io, e.to_string()))?,
+                None => lua.create_table().map_err(NetError::from)?,
             };
             let mark = lua.app_data_ref::<ArrayMark>().expect("registered").0.clone();
-            t.set_metatable(Some(mark)).map_err(|e| NetError::new(Kind::Io, e.to_string()))?;
+            t.set_metatable(Some(mark)).map_err(NetError::from)?;
             Ok(t)
         })?,
     )?;

@@ -182,7 +182,7 @@ fn wait_recv(
                 }),
             )
             .await?;
-        recv_result(&lua, &s, n, from, connected).map_err(|e| NetError::new(Kind::Io, e.to_string()))
+        recv_result(&lua, &s, n, from, connected).map_err(NetError::from)
     })
 }
 
@@ -279,7 +279,7 @@ fn bind(lua: &Lua, args: Args) -> NResult<LuaAnyUserData> {
         peer: RefCell::new(None),
         waiters: Default::default(),
     };
-    lua.create_any_userdata(Udp(Rc::new(inner))).map_err(|e| NetError::new(Kind::Io, e.to_string()))
+    lua.create_any_userdata(Udp(Rc::new(inner))).map_err(NetError::from)
 }
 
 fn multicast(args: &Args, join: bool) -> NResult<()> {

@@ -6,15 +6,11 @@
 use mlua::prelude::*;
 use tokio::net::{UnixListener, UnixStream};
 
-use crate::error::{Kind, NetError};
-use crate::export::{async_func, func};
+use crate::error::NetError;
+use crate::export::{async_func, func, userdata};
 use crate::runtime::sched;
 use crate::tcp::listener::{Listener, Socket};
 use crate::tcp::stream::{Stream, Transport};
-
-fn userdata<T: 'static>(lua: &Lua, v: T) -> Result<LuaAnyUserData, NetError> {
-    lua.create_any_userdata(v).map_err(|e| NetError::new(Kind::Io, e.to_string()))
-}
 
 pub fn register(lua: &Lua, net: &LuaTable) -> LuaResult<()> {
     let unix = lua.create_table()?;

@@ -36,7 +36,7 @@ fn url_decode(lua: &Lua, a: Args) -> NResult<LuaString> {
     if !binary_flag(&a, 2)? && std::str::from_utf8(&out).is_err() {
         return Err(a.bad(1, "decoded string is not valid UTF-8 (pass binary = true to get raw bytes)"));
     }
-    lua.create_string(out).map_err(|e| NetError::new(Kind::Io, e.to_string()))
+    lua.create_string(out).map_err(NetError::from)
 }
 
 /// A query string as a table: a key seen once maps to a string, a repeated key to an array.
@@ -71,7 +71,7 @@ fn parse(lua: &Lua, a: Args) -> NResult<LuaTable> {
         t.set("password", u.password().map(decoded).transpose()?)?;
         Ok(t)
     })();
-    t.map_err(|e| NetError::new(Kind::Io, e.to_string()))
+    t.map_err(NetError::from)
 }
 
 pub fn register(lua: &Lua, net: &LuaTable) -> LuaResult<()> {
@@ -84,7 +84,7 @@ pub fn register(lua: &Lua, net: &LuaTable) -> LuaResult<()> {
         func(lua, "net.url.query", |lua, a: Args| {
             let q = a.bytes(1)?;
             let q = String::from_utf8_lossy(&q);
-            query_table(lua, q.trim_start_matches('?')).map_err(|e| NetError::new(Kind::Io, e.to_string()))
+            query_table(lua, q.trim_start_matches('?')).map_err(NetError::from)
         })?,
     )?;
     net.set("url", url)?;

@@ -12,7 +12,7 @@ use std::task::{Poll, Waker};
 
 use mlua::prelude::*;
 
-use crate::error::{Kind, NResult, NetError};
+use crate::error::{NResult, NetError};
 use crate::export::{async_func, func, register_type, Args};
 
 #[derive(Default)]
@@ -37,10 +37,6 @@ fn this(args: &Args) -> NResult<Rc<State>> {
     Ok(args.this::<Channel>("channel")?.0.clone())
 }
 
-fn lua_err(e: LuaError) -> NetError {
-    NetError::new(Kind::Io, e.to_string())
-}
-
 pub fn register(lua: &Lua, net: &LuaTable) -> LuaResult<()> {
     let methods = lua.create_table()?;
     methods.set(
@@ -50,7 +46,7 @@ pub fn register(lua: &Lua, net: &LuaTable) -> LuaResult<()> {
             if ch.closed.get() {
                 return Err(NetError::closed("send", "channel"));
             }
-            let key = lua.create_registry_value(args.get(2)).map_err(lua_err)?;
+            let key = lua.create_registry_value(args.get(2)).map_err(NetError::from)?;
             Ok(async move {
                 let mut key = Some(key);
                 poll_fn(|cx| {
@@ -90,7 +86,7 @@ pub fn register(lua: &Lua, net: &LuaTable) -> LuaResult<()> {
                 ch.wake_all(); // room for a waiting sender
                 match key {
                     Some(k) => {
-                        let v: LuaValue = lua.registry_value(&k).map_err(lua_err)?;
+                        let v: LuaValue = lua.registry_value(&k).map_err(NetError::from)?;
                         let _ = lua.remove_registry_value(k);
                         Ok((v, true))
                     }
@@ -123,7 +119,7 @@ pub fn register(lua: &Lua, net: &LuaTable) -> LuaResult<()> {
         func(lua, "net.channel", |lua, args| {
             let capacity = args.opt_int_in(1, 1, i64::from(u32::MAX))?.map(|n| n as usize);
             let st = State { capacity, ..Default::default() };
-            lua.create_any_userdata(Channel(Rc::new(st))).map_err(lua_err)
+            lua.create_any_userdata(Channel(Rc::new(st))).map_err(NetError::from)
         })?,
     )?;
     Ok(())

@@ -198,12 +198,9 @@ fn join(
         match &*o {
             Outcome::Done(None) => Ok(LuaMultiValue::new()),
             Outcome::Done(Some(k)) => {
-                let t: LuaTable = lua.registry_value(k).map_err(|e| NetError::new(Kind::Io, e.to_string()))?;
+                let t: LuaTable = lua.registry_value(k).map_err(NetError::from)?;
                 let n: usize = t.raw_get("n").unwrap_or(0);
-                (1..=n)
-                    .map(|i| t.raw_get::<LuaValue>(i))
-                    .collect::<LuaResult<LuaMultiValue>>()
-                    .map_err(|e| NetError::new(Kind::Io, e.to_string()))
+                (1..=n).map(|i| t.raw_get::<LuaValue>(i)).collect::<LuaResult<LuaMultiValue>>().map_err(NetError::from)
             }
             Outcome::Failed(k) => {
                 // Re-raise the task's own error value, whatever its type.
@@ -256,9 +253,7 @@ pub fn register(lua: &Lua, net: &LuaTable) -> LuaResult<()> {
         func(lua, "net.spawn", |lua, args| {
             let f = args.function(1)?;
             let rest = args.rest(2);
-            spawn(lua, f, rest)
-                .and_then(|t| lua.create_any_userdata(t))
-                .map_err(|e| NetError::new(Kind::Io, e.to_string()))
+            spawn(lua, f, rest).and_then(|t| lua.create_any_userdata(t)).map_err(NetError::from)
         })?,
     )?;
     net.set(

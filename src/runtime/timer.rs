@@ -13,7 +13,7 @@ use mlua::prelude::*;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use super::{sched, task, Sched};
-use crate::error::{Kind, NResult, NetError};
+use crate::error::{NResult, NetError};
 use crate::export::{async_func, func, Args};
 
 #[derive(Default)]
@@ -39,7 +39,7 @@ fn start_timer(lua: &Lua, args: Args, repeat: bool) -> NResult<i64> {
     let f = args.function(1)?;
     let every = delay(&args, 2)?;
     let s = sched(lua);
-    let key = lua.create_registry_value(f).map_err(|e| NetError::new(Kind::Io, e.to_string()))?;
+    let key = lua.create_registry_value(f).map_err(NetError::from)?;
     let id = s.timers.next_id.get() + 1;
     s.timers.next_id.set(id);
     let start = Instant::now() + every;

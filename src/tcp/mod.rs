@@ -16,7 +16,7 @@ use tokio::net::TcpSocket;
 
 use crate::dns::{self, Family};
 use crate::error::{Kind, NResult, NetError};
-use crate::export::{async_func, func, Args, Opts};
+use crate::export::{async_func, func, userdata, Args, Opts};
 use crate::runtime::sched;
 use listener::{Listener, Socket};
 use stream::{Stream, Transport};
@@ -144,10 +144,6 @@ pub fn connect(
             }
         }
     })
-}
-
-fn userdata<T: 'static>(lua: &Lua, v: T) -> NResult<LuaAnyUserData> {
-    lua.create_any_userdata(v).map_err(|e| NetError::new(Kind::Io, e.to_string()))
 }
 
 /// Where to listen: `listen(port)`, `listen(host, port)`, each with optional options after.

@@ -107,9 +107,9 @@ impl Inner {
 /// Makes the Lua object for a stream.
 pub fn into_lua(lua: &Lua, s: Stream) -> NResult<LuaAnyUserData> {
     let inner = s.0.clone();
-    let ud = lua.create_any_userdata(s).map_err(|e| NetError::new(Kind::Io, e.to_string()))?;
+    let ud = lua.create_any_userdata(s).map_err(NetError::from)?;
     let addr = ud.to_pointer() as usize;
-    ud.borrow::<Stream>().map_err(|e| NetError::new(Kind::Io, e.to_string()))?.1.set(addr);
+    ud.borrow::<Stream>().map_err(NetError::from)?.1.set(addr);
     super::fast::register(addr, inner);
     Ok(ud)
 }
@@ -381,7 +381,7 @@ fn wait_read(
                 }),
             )
             .await?;
-        s.finish(&lua, op, d).map_err(|e| NetError::new(Kind::Io, e.to_string()))
+        s.finish(&lua, op, d).map_err(NetError::from)
     })
 }
 
