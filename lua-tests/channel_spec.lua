@@ -3,7 +3,8 @@
 local helper = require("helper")
 local net = helper.net
 
-local function pack(...) return { n = select("#", ...), ... } end
+local pack = helper.pack
+local bad = helper.raises -- bad(pattern, f, ...): f(...) must raise an error matching pattern
 
 -- Close `ch` after `ms` if the test has not finished: a broken build fails instead of hanging.
 -- The timer is cleared when the test ends, so it does not keep the loop alive for other specs.
@@ -11,13 +12,6 @@ local function guard(ch, ms)
   local id = net.setTimeout(function() ch:close() end, ms or 1000)
   finally(function() net.clearTimeout(id) end)
   return id
-end
-
-local function bad(pattern, f, ...)
-  local ok, err = pcall(f, ...)
-  assert.is_false(ok)
-  assert.is_string(err)
-  assert.matches(pattern, err)
 end
 
 describe("net.channel", function()

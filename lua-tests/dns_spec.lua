@@ -3,11 +3,7 @@
 local helper = require("helper")
 local net = helper.net
 
-local function err_of(fn, ...)
-  local ok, e = pcall(fn, ...)
-  assert(not ok, "expected an error, got success")
-  return e
-end
+local err_of = helper.err_of
 
 describe("net.resolve", function()
   it("an IPv4 literal resolves to itself", function()

@@ -5,55 +5,20 @@ local helper = require("helper")
 local net = helper.net
 
 local T = 3000
-local tasks, objs, paths = {}, {}, {}
-local function go(fn, ...)
-  local t = net.spawn(fn, ...)
-  tasks[#tasks + 1] = t
-  return t
-end
-local function track(o) objs[#objs + 1] = o; return o end
-after_each(function()
-  for i = #tasks, 1, -1 do pcall(tasks[i].cancel, tasks[i]); tasks[i] = nil end
-  for i = #objs, 1, -1 do pcall(objs[i].close, objs[i]); objs[i] = nil end
-  for i = #paths, 1, -1 do os.remove(paths[i]); paths[i] = nil end
-end)
-
-local function err_of(fn, ...)
-  local ok, e = pcall(fn, ...)
-  assert(not ok, "expected an error, got success")
-  return e
-end
-
-local function listen()
-  local l = track(net.tcp.listen("127.0.0.1", 0))
-  l:set_timeout(T)
-  return l
-end
+local scope = helper.scope(T)
+after_each(scope.cleanup)
+local go, track, tmp_path, listen, connect = scope.go, scope.track, scope.tmp_path, scope.listen, scope.connect
+local err_of = helper.err_of
+local port_just_closed = helper.free_port -- a port on 127.0.0.1 that nothing listens on any more
 
 -- A connected pair: client c (main thread) and server side s (accepted by a task).
 local function pair()
   local l = listen()
   local t = go(function() return l:accept() end)
-  local c = track(net.tcp.connect("127.0.0.1", l.port, { timeout = T }))
-  c:set_timeout(T)
+  local c = connect(l.port)
   local s = track(t:join())
   s:set_timeout(T)
   return c, s, l
-end
-
-local function tmp_path()
-  local p = os.tmpname()
-  os.remove(p)
-  p = p .. ".sock"
-  paths[#paths + 1] = p
-  return p
-end
-
-local function port_just_closed()
-  local l = net.tcp.listen("127.0.0.1", 0)
-  local port = l.port
-  l:close()
-  return port
 end
 
 -- A well-formed error message: a plain one-line string, kind word first, no Rust/Lua noise.

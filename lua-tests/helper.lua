@@ -10,6 +10,17 @@
 --   helper.lua_bin()                path of the running interpreter
 --   helper.sleep(seconds)           net.sleep when available (keeps tasks and servers running)
 --
+-- Plumbing shared by the spec files (see each function below):
+--   helper.pack(...), helper.unpack  table.pack with n, and table.unpack (5.4) / unpack (LuaJIT)
+--   helper.ALL_BYTES                the 256 byte values 0..255 as one string
+--   helper.read_file(path)          a file's contents, or nil
+--   helper.err_of(fn, ...)          the error fn(...) raises (fails if it does not raise)
+--   helper.raises(pattern, fn, ...) assert that fn(...) raises a string matching pattern
+--   helper.bad_argument(pos, fname, expected, fn, ...)   assert a "bad argument #pos to ..." error
+--   helper.wait_until(seconds, cond[, step])  drive the loop until cond() is truthy or time is up
+--   helper.child(src[, seconds])    run src in a fresh interpreter -> exit code, stdout, stderr
+--   helper.scope(timeout_ms)        tasks/sockets/paths of one spec file, cleaned up after each test
+--
 -- A peer handle p: p.pid, p:wait_line([timeout=10]) -> first line the peer printed on stdout (errors
 -- with the peer's stderr if none came in time or it exited), p:lines() -> all stdout lines so far,
 -- p:stderr() -> its stderr so far, p:wait([timeout=10]) -> exit code (error if still running),
@@ -19,6 +30,7 @@
 --   local p = helper.python(src); finally(function() p:kill() end)
 
 local net = require("net")
+local luassert = require("luassert") -- busted's `assert` (the same table the specs see)
 local helper = { net = net }
 
 local unpack = table.unpack or unpack
@@ -113,6 +125,99 @@ function helper.bounded(seconds, fn, ...)
   return unpack(res, 2, res.n)
 end
 
+-- Plumbing shared by the spec files ----------------------------------------------------------
+
+helper.pack, helper.unpack = pack, unpack
+helper.read_file = read_file
+
+--- All 256 byte values, "\0" to "\255" in order, as one string.
+do
+  local t = {}
+  for i = 0, 255 do t[#t + 1] = string.char(i) end
+  helper.ALL_BYTES = table.concat(t)
+end
+
+--- The error that fn(...) raises; fails if fn(...) returns instead.
+function helper.err_of(fn, ...)
+  local ok, e = pcall(fn, ...)
+  assert(not ok, "expected an error, got success")
+  return e
+end
+
+--- Assert that fn(...) raises a string error matching the Lua pattern `pattern`.
+function helper.raises(pattern, fn, ...)
+  local ok, err = pcall(fn, ...)
+  luassert.is_false(ok)
+  luassert.is_string(err)
+  luassert.matches(pattern, err)
+end
+
+--- Assert that fn(...) raises "bad argument #<pos> to '<...fname>' (<...expected>": `fname` and
+--- `expected` are Lua patterns; any module prefix before fname and any text before expected pass.
+function helper.bad_argument(pos, fname, expected, fn, ...)
+  local e = helper.err_of(fn, ...)
+  luassert.matches("^bad argument #" .. pos .. " to '[%w_.:]*" .. fname .. "' %(.*" .. expected, e)
+end
+
+--- Drive the loop from the main thread (net.sleep(step), step 0.002 s unless given) until cond()
+--- is truthy or `seconds` pass. Returns cond()'s last value.
+function helper.wait_until(seconds, cond, step)
+  step = step or 0.002
+  local deadline = net.now() + seconds
+  while not cond() and net.now() < deadline do net.sleep(step) end
+  return cond()
+end
+
+--- What the tests of one spec file make, undone after each test. `timeout` (ms) is given to every
+--- socket the wrappers below make. Register the cleanup once per file:
+---   local s = helper.scope(3000); after_each(s.cleanup)
+---   s.go(fn, ...)                   net.spawn(fn, ...), cancelled at cleanup
+---   s.track(o)                      o:close() at cleanup; returns o
+---   s.tmp_path()                    a fresh "<tmpname>.sock" path (nothing there), removed at cleanup
+---   s.listen([host], [port], [opts]) tracked net.tcp.listen, 127.0.0.1 and port 0 by default
+---   s.connect(port, [host], [opts])  tracked net.tcp.connect to 127.0.0.1 by default; opts default
+---                                    to { timeout = timeout } (the connect timeout)
+---   s.bind(...)                     tracked net.udp.bind(...)
+function helper.scope(timeout)
+  assert(type(timeout) == 'number', 'scope: timeout (ms) expected')
+  local tasks, objs, paths = {}, {}, {}
+  local s = {}
+  function s.go(fn, ...)
+    local t = net.spawn(fn, ...)
+    tasks[#tasks + 1] = t
+    return t
+  end
+  function s.track(o) objs[#objs + 1] = o; return o end
+  function s.tmp_path()
+    local p = os.tmpname() -- creates a file: remove it, keep the unique name
+    os.remove(p)
+    p = p .. '.sock'
+    paths[#paths + 1] = p
+    return p
+  end
+  function s.cleanup()
+    for i = #tasks, 1, -1 do pcall(tasks[i].cancel, tasks[i]); tasks[i] = nil end
+    for i = #objs, 1, -1 do pcall(objs[i].close, objs[i]); objs[i] = nil end
+    for i = #paths, 1, -1 do os.remove(paths[i]); paths[i] = nil end
+  end
+  function s.listen(host, port, opts)
+    local l = s.track(net.tcp.listen(host or '127.0.0.1', port or 0, opts))
+    l:set_timeout(timeout)
+    return l
+  end
+  function s.connect(port, host, opts)
+    local c = s.track(net.tcp.connect(host or '127.0.0.1', port, opts or { timeout = timeout }))
+    c:set_timeout(timeout)
+    return c
+  end
+  function s.bind(...)
+    local u = s.track(net.udp.bind(...))
+    u:set_timeout(timeout)
+    return u
+  end
+  return s
+end
+
 -- Background peers ---------------------------------------------------------------------------
 
 local Peer = {}
@@ -170,6 +275,18 @@ function helper.lua(src, ...)
   local file = base .. '.lua'
   write_file(file, src)
   return helper.spawn({ helper.lua_bin(), file, ... }, { files = { base, file } })
+end
+
+--- Run `src` in a fresh interpreter of this kind (its own loop), with `net` required and stdout
+--- unbuffered; bounded by `seconds` (default 5). Returns exit code, stdout (lines joined with
+--- "\n") and stderr; raises with both outputs if it did not finish in time.
+function helper.child(src, seconds)
+  local p = helper.lua('io.stdout:setvbuf("no")\nlocal net = require("net")\n' .. src)
+  local ok, rc = pcall(p.wait, p, seconds or 5)
+  local out, err = table.concat(p:lines(), '\n'), p:stderr()
+  p:kill()
+  if not ok then error(('child did not finish in %g s; stdout:\n%s\nstderr:\n%s'):format(seconds or 5, out, err), 2) end
+  return rc, out, err
 end
 
 function Peer:exit_code()

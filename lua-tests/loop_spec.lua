@@ -4,8 +4,9 @@
 local helper = require("helper")
 local net = helper.net
 
-local unpack = table.unpack or unpack
-local function pack(...) return { n = select("#", ...), ... } end
+local pack, unpack = helper.pack, helper.unpack
+-- child(src, seconds): run src in a fresh interpreter (its own loop) -> exit code, stdout, stderr
+local child = helper.child
 
 -- net.run() until every task in `tasks` has ended (then net.stop()), or a watchdog stops it after
 -- `seconds`. Leftover tasks of other spec files cannot make it hang. Returns net.run()'s result.
@@ -22,17 +23,6 @@ local function run_until_done(seconds, tasks)
   local res = pack(net.run())
   assert(not fired, ("net.run() did not finish within %g s"):format(seconds))
   return unpack(res, 1, res.n)
-end
-
--- Run `src` in a fresh interpreter of the same kind (its own loop); bounded by `seconds`.
--- Returns exit code, stdout (lines joined with "\n") and stderr.
-local function child(src, seconds)
-  local p = helper.lua("io.stdout:setvbuf(\"no\")\nlocal net = require(\"net\")\n" .. src)
-  local ok, rc = pcall(p.wait, p, seconds or 5)
-  local out, err = table.concat(p:lines(), "\n"), p:stderr()
-  p:kill()
-  if not ok then error(("child did not finish in %g s; stdout:\n%s\nstderr:\n%s"):format(seconds or 5, out, err), 2) end
-  return rc, out, err
 end
 
 describe("net.spawn and task:join", function()
@@ -226,12 +216,7 @@ describe("task:cancel", function()
 end)
 
 describe("bad arguments", function()
-  local function bad(pattern, f, ...)
-    local ok, err = pcall(f, ...)
-    assert.is_false(ok)
-    assert.is_string(err)
-    assert.matches(pattern, err)
-  end
+  local bad = helper.raises
 
   it("net.spawn needs a function as argument #1", function()
     bad("^bad argument #1 to 'net%.spawn' %(function expected, got number%)", net.spawn, 42)

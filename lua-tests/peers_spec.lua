@@ -12,29 +12,11 @@ local function have(cmd)
 end
 local HAVE_PY, HAVE_CURL = have("python3"), have("curl")
 
-local tasks, objs = {}, {}
-local function go(fn, ...)
-  local t = net.spawn(fn, ...)
-  tasks[#tasks + 1] = t
-  return t
-end
-local function track(o) objs[#objs + 1] = o; return o end
-after_each(function()
-  for i = #tasks, 1, -1 do pcall(tasks[i].cancel, tasks[i]); tasks[i] = nil end
-  for i = #objs, 1, -1 do pcall(objs[i].close, objs[i]); objs[i] = nil end
-end)
-
-local ALL_BYTES = {}
-for i = 0, 255 do ALL_BYTES[#ALL_BYTES + 1] = string.char(i) end
-ALL_BYTES = table.concat(ALL_BYTES)
-
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local scope = helper.scope(T)
+after_each(scope.cleanup)
+local go, track = scope.go, scope.track
+local connect = scope.connect -- connect(port): a tracked stream to 127.0.0.1:port with timeout T
+local ALL_BYTES, read_file = helper.ALL_BYTES, helper.read_file
 
 local function hex(s)
   return (s:gsub(".", function(ch) return ("%02x"):format(ch:byte()) end))
@@ -50,12 +32,6 @@ local function wait_for_line(p, prefix, timeout)
     net.sleep(0.02)
   until net.now() > deadline
   error("peer printed no line starting with '" .. prefix .. "'; stderr:\n" .. p:stderr(), 2)
-end
-
-local function connect(port)
-  local c = track(net.tcp.connect("127.0.0.1", port, { timeout = T }))
-  c:set_timeout(T)
-  return c
 end
 
 local PY_TCP_SERVER = [[

@@ -6,12 +6,8 @@ local net = helper.net
 
 local is_luajit = type(jit) == "table"
 
--- Drive the loop from the main thread until cond() is truthy or `seconds` pass.
-local function wait_until(seconds, cond)
-  local deadline = net.now() + seconds
-  while not cond() and net.now() < deadline do net.sleep(0.01) end
-  return cond()
-end
+-- Drive the loop from the main thread (10 ms steps) until cond() is truthy or `seconds` pass.
+local function wait_until(seconds, cond) return helper.wait_until(seconds, cond, 0.01) end
 
 describe("scale", function()
   it("runs 5,000 concurrent tasks that sleep, pass values through a channel and are joined", function()

@@ -3,34 +3,17 @@
 -- run those tasks while they wait (no net.run). Every socket has a timeout so nothing can hang.
 local helper = require("helper")
 local net = helper.net
-local unpack = table.unpack or unpack
+local unpack = helper.unpack
 
 local T = 3000 -- ms: the default timeout of every socket in this file
 
 -- Tasks and objects made by a test; after_each cancels / closes whatever is left.
-local tasks, objs = {}, {}
-local function go(fn, ...)
-  local t = net.spawn(fn, ...)
-  tasks[#tasks + 1] = t
-  return t
-end
-local function track(o) objs[#objs + 1] = o; return o end
-after_each(function()
-  for i = #tasks, 1, -1 do pcall(tasks[i].cancel, tasks[i]); tasks[i] = nil end
-  for i = #objs, 1, -1 do pcall(objs[i].close, objs[i]); objs[i] = nil end
-end)
-
-local function listen(host, port, opts)
-  local l = track(net.tcp.listen(host or "127.0.0.1", port or 0, opts))
-  l:set_timeout(T)
-  return l
-end
-
-local function connect(port, host, opts)
-  local c = track(net.tcp.connect(host or "127.0.0.1", port, opts or { timeout = T }))
-  c:set_timeout(T)
-  return c
-end
+-- listen(host, port, opts) and connect(port, host, opts) give tracked sockets with timeout T.
+local scope = helper.scope(T)
+after_each(scope.cleanup)
+local go, track, listen, connect = scope.go, scope.track, scope.listen, scope.connect
+local err_of, ALL_BYTES = helper.err_of, helper.ALL_BYTES
+local port_just_closed = helper.free_port -- a port on 127.0.0.1 that nothing listens on any more
 
 -- A listener whose task accepts one connection and returns handler(stream)'s results.
 local function serve_one(handler, host)
@@ -64,23 +47,6 @@ local function echo_server(opts)
     end
   end)
   return l
-end
-
-local function err_of(fn, ...)
-  local ok, e = pcall(fn, ...)
-  assert(not ok, "expected an error, got success")
-  return e
-end
-
-local ALL_BYTES = {}
-for i = 0, 255 do ALL_BYTES[#ALL_BYTES + 1] = string.char(i) end
-ALL_BYTES = table.concat(ALL_BYTES)
-
-local function port_just_closed()
-  local l = net.tcp.listen("127.0.0.1", 0)
-  local port = l.port
-  l:close()
-  return port
 end
 
 describe("net.tcp listener", function()
@@ -592,10 +558,7 @@ local has_v6 = pcall(function() net.tcp.listen("::1", 0):close() end)
 end)
 
 describe("tcp argument checks", function()
-  local function bad(pos, fname, expected, fn, ...)
-    local e = err_of(fn, ...)
-    assert.matches("^bad argument #" .. pos .. " to '[%w_.:]*" .. fname .. "' %(.*" .. expected, e)
-  end
+  local bad = helper.bad_argument
 
   it("net.tcp.connect / connect_timeout / listen / is_port_open", function()
     bad(1, "net%.tcp%.connect", "string expected, got no value", net.tcp.connect)

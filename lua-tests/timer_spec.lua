@@ -8,29 +8,10 @@ local function is_integer(v)
   return type(v) == "number" and v % 1 == 0
 end
 
--- Drive the loop from the main thread until cond() is truthy or `seconds` pass.
-local function wait_until(seconds, cond)
-  local deadline = net.now() + seconds
-  while not cond() and net.now() < deadline do net.sleep(0.002) end
-  return cond()
-end
-
--- Run `src` in a fresh interpreter of the same kind; bounded. Returns exit code, stdout, stderr.
-local function child(src, seconds)
-  local p = helper.lua("io.stdout:setvbuf('no')\nlocal net = require('net')\n" .. src)
-  local ok, rc = pcall(p.wait, p, seconds or 5)
-  local out, err = table.concat(p:lines(), "\n"), p:stderr()
-  p:kill()
-  if not ok then error(("child did not finish in %g s; stdout:\n%s\nstderr:\n%s"):format(seconds or 5, out, err), 2) end
-  return rc, out, err
-end
-
-local function bad(pattern, f, ...)
-  local ok, err = pcall(f, ...)
-  assert.is_false(ok)
-  assert.is_string(err)
-  assert.matches(pattern, err)
-end
+-- wait_until(seconds, cond): drive the loop from the main thread until cond() is truthy or time is up.
+-- child(src, seconds): run src in a fresh interpreter -> exit code, stdout, stderr.
+-- bad(pattern, f, ...): f(...) must raise an error matching pattern.
+local wait_until, child, bad = helper.wait_until, helper.child, helper.raises
 
 describe("net.now", function()
   it("is a number of seconds that never goes back", function()

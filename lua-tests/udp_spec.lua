@@ -4,33 +4,10 @@ local net = helper.net
 
 local T = 2000 -- ms: the default receive timeout in this file
 
-local tasks, objs = {}, {}
-local function go(fn, ...)
-  local t = net.spawn(fn, ...)
-  tasks[#tasks + 1] = t
-  return t
-end
-after_each(function()
-  for i = #tasks, 1, -1 do pcall(tasks[i].cancel, tasks[i]); tasks[i] = nil end
-  for i = #objs, 1, -1 do pcall(objs[i].close, objs[i]); objs[i] = nil end
-end)
-
-local function bind(...)
-  local u = net.udp.bind(...)
-  objs[#objs + 1] = u
-  u:set_timeout(T)
-  return u
-end
-
-local function err_of(fn, ...)
-  local ok, e = pcall(fn, ...)
-  assert(not ok, "expected an error, got success")
-  return e
-end
-
-local ALL_BYTES = {}
-for i = 0, 255 do ALL_BYTES[#ALL_BYTES + 1] = string.char(i) end
-ALL_BYTES = table.concat(ALL_BYTES)
+local scope = helper.scope(T)
+after_each(scope.cleanup)
+local go, bind = scope.go, scope.bind -- bind(...): a tracked net.udp.bind(...) with timeout T
+local err_of, ALL_BYTES = helper.err_of, helper.ALL_BYTES
 
 describe("net.udp.bind", function()
   it("bind(host, port) gives a socket with ip, port, local_addr and __tostring", function()
@@ -212,10 +189,7 @@ local has_v6 = pcall(function() net.udp.bind("::1", 0):close() end)
 end)
 
 describe("udp argument checks", function()
-  local function bad(pos, fname, expected, fn, ...)
-    local e = err_of(fn, ...)
-    assert.matches("^bad argument #" .. pos .. " to '[%w_.:]*" .. fname .. "' %(.*" .. expected, e)
-  end
+  local bad = helper.bad_argument
 
   it("net.udp.bind and socket methods", function()
     bad(2, "net%.udp%.bind", "0%.%.65535", net.udp.bind, "127.0.0.1", 70000)

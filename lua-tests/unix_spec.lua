@@ -3,36 +3,14 @@ local helper = require("helper")
 local net = helper.net
 
 local T = 3000
-local tasks, objs, paths = {}, {}, {}
-local function go(fn, ...)
-  local t = net.spawn(fn, ...)
-  tasks[#tasks + 1] = t
-  return t
-end
-local function track(o) objs[#objs + 1] = o; return o end
-after_each(function()
-  for i = #tasks, 1, -1 do pcall(tasks[i].cancel, tasks[i]); tasks[i] = nil end
-  for i = #objs, 1, -1 do pcall(objs[i].close, objs[i]); objs[i] = nil end
-  for i = #paths, 1, -1 do os.remove(paths[i]); paths[i] = nil end
-end)
-
-local function tmp_path()
-  local p = os.tmpname() -- creates a file: remove it, keep the unique name
-  os.remove(p)
-  p = p .. ".sock"
-  paths[#paths + 1] = p
-  return p
-end
+local scope = helper.scope(T)
+after_each(scope.cleanup)
+local go, track, tmp_path = scope.go, scope.track, scope.tmp_path
+local err_of, ALL_BYTES = helper.err_of, helper.ALL_BYTES
 
 local function is_socket(path)
   local r = os.execute("test -S '" .. path .. "'")
   return r == true or r == 0
-end
-
-local function err_of(fn, ...)
-  local ok, e = pcall(fn, ...)
-  assert(not ok, "expected an error, got success")
-  return e
 end
 
 local function listen()
@@ -47,10 +25,6 @@ local function connect(path)
   c:set_timeout(T)
   return c
 end
-
-local ALL_BYTES = {}
-for i = 0, 255 do ALL_BYTES[#ALL_BYTES + 1] = string.char(i) end
-ALL_BYTES = table.concat(ALL_BYTES)
 
 describe("net.unix", function()
   it("listen creates the socket file, close removes it", function()

@@ -5,15 +5,7 @@ local json = net.json
 
 local is54 = math.type ~= nil and _VERSION == "Lua 5.4"
 
-local function err_of(fn, ...)
-  local ok, e = pcall(fn, ...)
-  assert(not ok, "expected an error, got success")
-  return e
-end
-
-local ALL_BYTES = {}
-for i = 0, 255 do ALL_BYTES[#ALL_BYTES + 1] = string.char(i) end
-ALL_BYTES = table.concat(ALL_BYTES)
+local err_of, ALL_BYTES = helper.err_of, helper.ALL_BYTES
 
 describe("net.version", function()
   it("is a semantic version string", function()
