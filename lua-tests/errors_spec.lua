@@ -67,8 +67,9 @@ describe("error kinds reachable from Lua", function()
     assert_clean("dns", err_of(net.resolve, "no-such-host.invalid"))
   end)
 
-  it("tls (not available yet)", function()
+  it("tls (a peer that does not speak TLS)", function()
     local l = listen()
+    go(function() local c = track(l:accept()); c:write("not tls\r\n\r\n"); c:close() end)
     assert_clean("tls", err_of(net.tcp.connect, "127.0.0.1", l.port, { tls = true, timeout = T }))
   end)
 

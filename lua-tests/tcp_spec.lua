@@ -192,10 +192,11 @@ describe("net.tcp.connect", function()
     assert.is_false(net.is_port_open("127.0.0.1", port_just_closed(), 500))
   end)
 
-  it("TLS is refused with tls: until it is implemented", function()
-    local l = listen()
-    assert.matches("^tls: ", err_of(net.tcp.connect, "127.0.0.1", l.port, true))
-    assert.matches("^tls: ", err_of(net.tcp.connect, "127.0.0.1", l.port, { tls = true }))
+  it("TLS to a server that does not speak it fails with tls: (both forms of the option)", function()
+    for _, opts in ipairs({ true, { tls = true, timeout = T } }) do
+      local l = serve_one(function(s) s:write("HTTP/1.0 400 Bad Request\r\n\r\n"); s:close() end)
+      assert.matches("^tls: handshake with 127%.0%.0%.1:%d+ failed", err_of(net.tcp.connect, "127.0.0.1", l.port, opts))
+    end
   end)
 end)
 

@@ -10,6 +10,7 @@ pub mod export;
 pub mod json;
 pub mod runtime;
 pub mod tcp;
+pub mod tls;
 pub mod udp;
 pub mod unix;
 pub mod url;

@@ -169,7 +169,7 @@ unsafe fn read_body<const OP: u8>(l: *mut lua_State) -> c_int {
 pub unsafe extern "C-unwind" fn park<const W: bool>(l: *mut lua_State) -> c_int {
     let parked = guarded(l, READ, || unsafe {
         let ok = match stream(l, if W { WRITE } else { READ }) {
-            Ok(s) if !s.has_timeout() => crate::runtime::park_here(l as *const _, s, W),
+            Ok(s) if s.parkable() => crate::runtime::park_here(l as *const _, s, W),
             _ => false,
         };
         ffi::lua_pushboolean(l, c_int::from(ok));

@@ -15,6 +15,10 @@ use crate::export::{async_func, func, register_type, Args};
 
 pub enum Socket {
     Tcp(TcpListener),
+    /// Connections are accepted and their handshakes run in the background; `accept` hands out
+    /// the ones that finished (failed handshakes are dropped: one bad client is not an error
+    /// of the server).
+    Tls(TcpListener, Rc<crate::tls::Server>),
     /// The path is removed from the file system when the listener closes.
     Unix(UnixListener, String),
 }
@@ -25,6 +29,8 @@ pub struct Inner {
     /// `0.0.0.0:8080`, or the socket path.
     pub local: String,
     waiters: crate::runtime::Waiters,
+    /// TLS streams whose handshake finished, waiting for `accept`.
+    handshaken: RefCell<std::collections::VecDeque<Stream>>,
 }
 
 impl Drop for Inner {
@@ -48,6 +54,7 @@ impl Listener {
             timeout: Cell::new(None),
             local,
             waiters: Default::default(),
+            handshaken: Default::default(),
         }))
     }
 }
@@ -65,13 +72,39 @@ fn open(args: &Args, op: &str) -> NResult<Rc<Inner>> {
     Ok(l)
 }
 
-fn accept_once(l: &Inner, cx: &mut std::task::Context<'_>) -> std::task::Poll<NResult<Stream>> {
+/// Starts the TLS handshake of a new connection in the background; the finished stream goes
+/// to the listener's queue.
+fn start_handshake(l: &Rc<Inner>, server: &Rc<crate::tls::Server>, tcp: tokio::net::TcpStream, peer: String) {
+    let _ = tcp.set_nodelay(true);
+    let local = tcp.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let (listener, server) = (Rc::downgrade(l), server.clone());
+    tokio::task::spawn_local(async move {
+        if let Ok(tls) = crate::tls::accept(&server, &peer, tcp).await {
+            if let Some(l) = listener.upgrade() {
+                l.handshaken.borrow_mut().push_back(Stream::new(Transport::Tls(Box::new(tls)), peer, local));
+                l.waiters.wake_all();
+            }
+        }
+    });
+}
+
+fn accept_once(l: &Rc<Inner>, cx: &mut std::task::Context<'_>) -> std::task::Poll<NResult<Stream>> {
     use std::task::Poll;
     let sock = l.sock.borrow();
     let Some(sock) = sock.as_ref() else {
         return Poll::Ready(Err(NetError::closed("accept", "listener")));
     };
     let r = match sock {
+        Socket::Tls(t, server) => loop {
+            if let Some(s) = l.handshaken.borrow_mut().pop_front() {
+                return Poll::Ready(Ok(s));
+            }
+            match t.poll_accept(cx) {
+                Poll::Ready(Ok((tcp, peer))) => start_handshake(l, server, tcp, peer.to_string()),
+                Poll::Ready(Err(e)) => break Poll::Ready(Err(e)),
+                Poll::Pending => break Poll::Pending,
+            }
+        },
         Socket::Tcp(t) => t.poll_accept(cx).map_ok(|(s, peer)| {
             let _ = s.set_nodelay(true);
             let local = s.local_addr().map(|a| a.to_string()).unwrap_or_default();

@@ -26,6 +26,7 @@ const PORT_CHECK_TIMEOUT: Duration = Duration::from_secs(1);
 
 pub struct ConnectOpts {
     pub timeout: Option<Duration>,
+    pub tls: Option<crate::tls::ClientOpts>,
     ttl: Option<u32>,
     nodelay: bool,
     keepalive: Option<bool>,
@@ -36,17 +37,17 @@ impl ConnectOpts {
     /// Reads the third argument of `connect`: an options table, `true` (TLS), or nothing.
     pub fn parse(args: &Args, pos: usize) -> NResult<Self> {
         if let LuaValue::Boolean(tls) = args.get(pos) {
-            return if tls { Err(tls_unavailable()) } else { Ok(Self::default()) };
+            // Lune's shorthand: connect(host, port, true) is {tls = true}
+            return Ok(ConnectOpts {
+                tls: crate::tls::client_opts(LuaValue::Boolean(tls), args, pos)?,
+                ..Default::default()
+            });
         }
         let o = args.opts(pos)?;
         Self::from_opts(&o, args, pos)
     }
 
     fn from_opts(o: &Opts, args: &Args, pos: usize) -> NResult<Self> {
-        match o.value("tls") {
-            LuaValue::Nil | LuaValue::Boolean(false) => {}
-            _ => return Err(tls_unavailable()),
-        }
         let bind =
             match o.string("bind")? {
                 None => None,
@@ -56,6 +57,7 @@ impl ConnectOpts {
             };
         Ok(ConnectOpts {
             timeout: o.timeout("timeout")?,
+            tls: crate::tls::client_opts(o.value("tls"), args, pos)?,
             ttl: o.int_in("ttl", 1, 255)?.map(|n| n as u32),
             nodelay: o.boolean("nodelay")?.unwrap_or(true),
             keepalive: o.boolean("keepalive")?,
@@ -66,12 +68,8 @@ impl ConnectOpts {
 
 impl Default for ConnectOpts {
     fn default() -> Self {
-        ConnectOpts { timeout: None, ttl: None, nodelay: true, keepalive: None, bind: None }
+        ConnectOpts { timeout: None, tls: None, ttl: None, nodelay: true, keepalive: None, bind: None }
     }
-}
-
-fn tls_unavailable() -> NetError {
-    NetError::new(Kind::Tls, "TLS is not available in this build yet (plain TCP only)")
 }
 
 fn parse_bind(s: &str) -> Option<SocketAddr> {
@@ -117,7 +115,12 @@ pub fn connect(
     o: ConnectOpts,
 ) -> NResult<impl std::future::Future<Output = NResult<Stream>>> {
     let lookup = dns::lookup(lua, &host, Family::Any, o.timeout)?;
+    let tls = match &o.tls {
+        Some(t) => Some((crate::tls::client(t)?, t.clone())),
+        None => None,
+    };
     let target = host_port(&host, port);
+    let shown = target.clone();
     let limit = o.timeout;
     let attempt = async move {
         let ips: Vec<IpAddr> = lookup.await?;
@@ -127,7 +130,13 @@ pub fn connect(
             match connect_one(addr, &o).await {
                 Ok(s) => {
                     let local = s.local_addr().map(|a| a.to_string()).unwrap_or_default();
-                    return Ok(Stream::new(Transport::Tcp(s), addr.to_string(), local));
+                    let t = match &tls {
+                        None => Transport::Tcp(s),
+                        Some((c, opts)) => {
+                            Transport::Tls(Box::new(crate::tls::connect(c, opts, &host, &target, s).await?))
+                        }
+                    };
+                    return Ok(Stream::new(t, addr.to_string(), local));
                 }
                 Err(e) => last = Some(e),
             }
@@ -135,12 +144,11 @@ pub fn connect(
         let e = last.expect("lookup returns at least one address");
         Err(NetError::io("connect to", &target, &e))
     };
-    let target = host_port(&host, port);
     Ok(async move {
         match limit {
             None => attempt.await,
             Some(d) => {
-                tokio::time::timeout(d, attempt).await.map_err(|_| NetError::timeout("connect to", &target, d))?
+                tokio::time::timeout(d, attempt).await.map_err(|_| NetError::timeout("connect to", &shown, d))?
             }
         }
     })
@@ -180,9 +188,7 @@ pub fn listen_addr(host: &str, port: u16) -> NResult<SocketAddr> {
 fn listen(lua: &Lua, args: Args) -> NResult<LuaAnyUserData> {
     let (host, port, opos) = listen_args(&args)?;
     let o = args.opts(opos)?;
-    if !matches!(o.value("tls"), LuaValue::Nil | LuaValue::Boolean(false)) {
-        return Err(tls_unavailable());
-    }
+    let tls = crate::tls::server(o.value("tls"), &args, opos)?;
     let reuseaddr = o.boolean("reuseaddr")?.unwrap_or(true);
     let reuseport = o.boolean("reuseport")?.unwrap_or(false);
     let backlog = o.int_in("backlog", 1, 65535)?.unwrap_or(1024) as i32;
@@ -203,7 +209,11 @@ fn listen(lua: &Lua, args: Args) -> NResult<LuaAnyUserData> {
     let _ctx = s.enter();
     let l = tokio::net::TcpListener::from_std(sock.into()).map_err(fail)?;
     let local = l.local_addr().map(|a| a.to_string()).unwrap_or(at);
-    userdata(lua, Listener::new(Socket::Tcp(l), local))
+    let sock = match tls {
+        None => Socket::Tcp(l),
+        Some(server) => Socket::Tls(l, server),
+    };
+    userdata(lua, Listener::new(sock, local))
 }
 
 pub fn register(lua: &Lua, net: &LuaTable) -> LuaResult<()> {

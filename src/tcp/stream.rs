@@ -31,6 +31,7 @@ pub const MAX_LINE: usize = 1024 * 1024;
 pub enum Transport {
     Tcp(TcpStream),
     Unix(UnixStream),
+    Tls(Box<tokio_openssl::SslStream<TcpStream>>),
 }
 
 impl Transport {
@@ -38,6 +39,7 @@ impl Transport {
         match self {
             Transport::Tcp(s) => Pin::new(s).poll_read(cx, buf),
             Transport::Unix(s) => Pin::new(s).poll_read(cx, buf),
+            Transport::Tls(s) => Pin::new(&mut **s).poll_read(cx, buf),
         }
     }
 
@@ -45,6 +47,7 @@ impl Transport {
         match self {
             Transport::Tcp(s) => Pin::new(s).poll_write(cx, data),
             Transport::Unix(s) => Pin::new(s).poll_write(cx, data),
+            Transport::Tls(s) => Pin::new(&mut **s).poll_write(cx, data),
         }
     }
 
@@ -52,6 +55,7 @@ impl Transport {
         match self {
             Transport::Tcp(s) => socket2::SockRef::from(s),
             Transport::Unix(s) => socket2::SockRef::from(s),
+            Transport::Tls(s) => socket2::SockRef::from(s.get_ref()),
         }
     }
 }
@@ -67,6 +71,9 @@ pub struct Inner {
     pub peer: String,
     pub local: String,
     unix: bool,
+    /// Protocol chosen by ALPN on a TLS stream; `tls` is whether the stream is one.
+    tls: bool,
+    alpn: Option<String>,
     waiters: crate::runtime::Waiters,
 }
 
@@ -91,6 +98,8 @@ impl crate::runtime::Parkable for Inner {
             (Transport::Tcp(s), true) => s.poll_write_ready(cx),
             (Transport::Unix(s), false) => s.poll_read_ready(cx),
             (Transport::Unix(s), true) => s.poll_write_ready(cx),
+            // TLS streams never park (see `parkable`): their readiness is not the socket's.
+            (Transport::Tls(_), _) => Poll::Ready(Ok(())),
         };
         drop(io);
         self.waiters.pending(cx, r.map(|_| ()))
@@ -98,9 +107,11 @@ impl crate::runtime::Parkable for Inner {
 }
 
 impl Inner {
-    /// True when a wait must go through the async path (which applies the timeout).
-    pub fn has_timeout(&self) -> bool {
-        self.timeout.get().is_some()
+    /// Whether a task may park on this stream's socket readiness. Not with a timeout (the async
+    /// path applies it), nor on TLS, where bytes can wait inside the TLS layer and a read may need
+    /// the socket to be writable.
+    pub fn parkable(&self) -> bool {
+        self.timeout.get().is_none() && !self.tls
     }
 }
 
@@ -117,6 +128,10 @@ pub fn into_lua(lua: &Lua, s: Stream) -> NResult<LuaAnyUserData> {
 impl Stream {
     pub fn new(t: Transport, peer: String, local: String) -> Self {
         let unix = matches!(t, Transport::Unix(_));
+        let (tls, alpn) = match &t {
+            Transport::Tls(s) => (true, crate::tls::alpn_of(s)),
+            _ => (false, None),
+        };
         Stream(
             Rc::new(Inner {
                 io: RefCell::new(Some(t)),
@@ -127,6 +142,8 @@ impl Stream {
                 peer,
                 local,
                 unix,
+                tls,
+                alpn,
                 waiters: Default::default(),
             }),
             Cell::new(0),
@@ -468,6 +485,7 @@ pub fn register(lua: &Lua) -> LuaResult<()> {
             Ok(())
         })?,
     )?;
+    methods.set("alpn", func(lua, "alpn", |_, a| Ok(this(&a)?.open("alpn")?.alpn.clone()))?)?;
     methods.set("peer_addr", func(lua, "peer_addr", |_, a| Ok(this(&a)?.open("peer_addr")?.peer.clone()))?)?;
     methods.set("local_addr", func(lua, "local_addr", |_, a| Ok(this(&a)?.open("local_addr")?.local.clone()))?)?;
     methods.set(
@@ -545,7 +563,13 @@ pub fn register(lua: &Lua) -> LuaResult<()> {
     field("remotePort", true, true)?;
 
     register_type::<Stream>(lua, methods, Some(getters), |s| {
-        let kind = if s.0.unix { "unix" } else { "tcp" };
+        let kind = if s.0.unix {
+            "unix"
+        } else if s.0.tls {
+            "tls"
+        } else {
+            "tcp"
+        };
         if s.0.io.borrow().is_none() {
             format!("{kind}{{closed}}")
         } else if s.0.unix {

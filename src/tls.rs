@@ -1,0 +1,271 @@
+//! TLS for streams: the `tls` option of `net.tcp.connect` and `net.tcp.listen` (openssl with
+//! tokio-openssl; the system's libssl, or a static one with the `vendored` cargo feature).
+//!
+//! Clients verify the server's certificate chain against the system store (or `ca_file` /
+//! `ca_dir`) and its host name, always, unless told `verify = false` (alias `insecure = true`).
+//! Failures read `tls: certificate verify failed for HOST: <openssl's reason>`.
+//! A server needs `cert` and `key` (PEM files); with `ca_file` it also requires and verifies
+//! client certificates. Handshakes on a listener run in the background, so a client that never
+//! finishes its handshake cannot hold up `accept()` for the others.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::time::Duration;
+
+use mlua::prelude::*;
+use openssl::ssl::{AlpnError, SslAcceptor, SslConnector, SslFiletype, SslMethod, SslVerifyMode, SslVersion};
+use openssl::x509::X509VerifyResult;
+use tokio::net::TcpStream;
+use tokio_openssl::SslStream;
+
+use crate::error::{Kind, NResult, NetError};
+use crate::export::Args;
+
+/// How long a server waits for a client's handshake.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Client settings from a `tls` option.
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
+pub struct ClientOpts {
+    insecure: bool,
+    ca_file: Option<String>,
+    ca_dir: Option<String>,
+    cert: Option<String>,
+    key: Option<String>,
+    server_name: Option<String>,
+    alpn: Vec<String>,
+}
+
+/// Server settings from a `tls` option.
+pub struct Server {
+    acceptor: SslAcceptor,
+}
+
+fn tls_err(msg: impl Into<String>) -> NetError {
+    NetError::new(Kind::Tls, msg)
+}
+
+fn strings(v: LuaValue, what: &str, bad: &dyn Fn(String) -> NetError) -> NResult<Vec<String>> {
+    match v {
+        LuaValue::Nil => Ok(Vec::new()),
+        LuaValue::String(s) => Ok(vec![s.to_string_lossy()]),
+        LuaValue::Table(t) => t
+            .sequence_values::<LuaValue>()
+            .map(|v| match v {
+                Ok(LuaValue::String(s)) => Ok(s.to_string_lossy()),
+                _ => Err(bad(format!("option '{what}': a list of strings expected"))),
+            })
+            .collect(),
+        other => Err(bad(format!("option '{what}': a list of strings expected, got {}", other.type_name()))),
+    }
+}
+
+/// Reads a `tls` option value: nil/false (plain TCP), true (defaults), or a table.
+pub fn client_opts(v: LuaValue, args: &Args, pos: usize) -> NResult<Option<ClientOpts>> {
+    let t = match v {
+        LuaValue::Nil | LuaValue::Boolean(false) => return Ok(None),
+        LuaValue::Boolean(true) => return Ok(Some(ClientOpts::default())),
+        LuaValue::Table(t) => t,
+        other => {
+            return Err(args.bad(pos, format!("option 'tls': true or a table expected, got {}", other.type_name())))
+        }
+    };
+    let bad = |what: String| args.bad(pos, what);
+    let s = |k: &str| -> NResult<Option<String>> {
+        match t.raw_get::<LuaValue>(k).unwrap_or(LuaValue::Nil) {
+            LuaValue::Nil => Ok(None),
+            LuaValue::String(s) => Ok(Some(s.to_string_lossy())),
+            other => Err(bad(format!("option 'tls.{k}': string expected, got {}", other.type_name()))),
+        }
+    };
+    let b = |k: &str| -> NResult<Option<bool>> {
+        match t.raw_get::<LuaValue>(k).unwrap_or(LuaValue::Nil) {
+            LuaValue::Nil => Ok(None),
+            LuaValue::Boolean(v) => Ok(Some(v)),
+            other => Err(bad(format!("option 'tls.{k}': boolean expected, got {}", other.type_name()))),
+        }
+    };
+    let verify = b("verify")?.unwrap_or(true);
+    let insecure = b("insecure")?.unwrap_or(false) || !verify;
+    Ok(Some(ClientOpts {
+        insecure,
+        ca_file: s("ca_file")?,
+        ca_dir: s("ca_dir")?,
+        cert: s("cert")?,
+        key: s("key")?,
+        server_name: s("server_name")?,
+        alpn: strings(t.raw_get("alpn").unwrap_or(LuaValue::Nil), "tls.alpn", &bad)?,
+    }))
+}
+
+/// ALPN protocol names in the wire format openssl wants (length-prefixed).
+fn alpn_wire(names: &[String]) -> NResult<Vec<u8>> {
+    let mut out = Vec::new();
+    for n in names {
+        if n.is_empty() || n.len() > 255 {
+            return Err(tls_err(format!("invalid ALPN protocol name \"{n}\"")));
+        }
+        out.push(n.len() as u8);
+        out.extend_from_slice(n.as_bytes());
+    }
+    Ok(out)
+}
+
+/// Splits a wire-format ALPN list.
+fn alpn_list(mut wire: &[u8]) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    while let Some((&n, rest)) = wire.split_first() {
+        let n = usize::from(n).min(rest.len());
+        out.push(&rest[..n]);
+        wire = &rest[n..];
+    }
+    out
+}
+
+fn file_err(what: &str, path: &str, e: openssl::error::ErrorStack) -> NetError {
+    // openssl's own text for a missing file is a stack of internal codes; say it plainly.
+    let reason = match std::fs::metadata(path) {
+        Err(io) => crate::error::describe(&io),
+        Ok(_) => e.errors().last().and_then(|e| e.reason().map(str::to_owned)).unwrap_or_else(|| "invalid PEM".into()),
+    };
+    tls_err(format!("cannot load {what} {path}: {reason}"))
+}
+
+fn build_connector(o: &ClientOpts) -> NResult<SslConnector> {
+    let mut b = SslConnector::builder(SslMethod::tls_client()).map_err(|e| tls_err(e.to_string()))?;
+    b.set_min_proto_version(Some(SslVersion::TLS1_2)).map_err(|e| tls_err(e.to_string()))?;
+    if o.insecure {
+        b.set_verify(SslVerifyMode::NONE);
+    }
+    if let Some(f) = &o.ca_file {
+        b.set_ca_file(f).map_err(|e| file_err("CA file", f, e))?;
+    }
+    if let Some(d) = &o.ca_dir {
+        b.load_verify_locations(None, Some(std::path::Path::new(d))).map_err(|e| file_err("CA directory", d, e))?;
+    }
+    if let Some(c) = &o.cert {
+        b.set_certificate_chain_file(c).map_err(|e| file_err("certificate", c, e))?;
+        let key = o.key.as_deref().unwrap_or(c);
+        b.set_private_key_file(key, SslFiletype::PEM).map_err(|e| file_err("private key", key, e))?;
+        b.check_private_key().map_err(|_| tls_err(format!("the key {key} does not match the certificate {c}")))?;
+    }
+    if !o.alpn.is_empty() {
+        b.set_alpn_protos(&alpn_wire(&o.alpn)?).map_err(|e| tls_err(e.to_string()))?;
+    }
+    Ok(b.build())
+}
+
+thread_local! {
+    /// Connectors by their settings: loading the system's CA store costs milliseconds.
+    static CONNECTORS: RefCell<HashMap<ClientOpts, SslConnector>> = RefCell::new(HashMap::new());
+}
+
+fn connector(o: &ClientOpts) -> NResult<SslConnector> {
+    if let Some(c) = CONNECTORS.with(|m| m.borrow().get(o).cloned()) {
+        return Ok(c);
+    }
+    let c = build_connector(o)?;
+    CONNECTORS.with(|m| m.borrow_mut().insert(o.clone(), c.clone()));
+    Ok(c)
+}
+
+/// Explains a failed handshake: the certificate check's reason when that was it.
+fn handshake_error(ssl: &openssl::ssl::SslRef, host: &str, target: &str, e: &openssl::ssl::Error) -> NetError {
+    let v = ssl.verify_result();
+    if v != X509VerifyResult::OK {
+        return tls_err(format!("certificate verify failed for {host}: {}", v.error_string()));
+    }
+    if let Some(io) = e.io_error() {
+        return NetError::io("tls handshake with", target, io);
+    }
+    let reason = e
+        .ssl_error()
+        .and_then(|s| s.errors().first().and_then(|x| x.reason().map(str::to_owned)))
+        .unwrap_or_else(|| "the peer closed the connection".into());
+    tls_err(format!("handshake with {target} failed ({reason})"))
+}
+
+/// Prepares a client handshake (settings are checked now, on the caller's coroutine).
+pub fn client(o: &ClientOpts) -> NResult<SslConnector> {
+    connector(o)
+}
+
+/// Runs the client handshake over a connected socket.
+pub async fn connect(
+    c: &SslConnector,
+    o: &ClientOpts,
+    host: &str,
+    target: &str,
+    tcp: TcpStream,
+) -> NResult<SslStream<TcpStream>> {
+    let name = o.server_name.as_deref().unwrap_or(host);
+    let name = name.trim_start_matches('[').trim_end_matches(']');
+    let cfg = c
+        .configure()
+        .map_err(|e| tls_err(e.to_string()))?
+        .verify_hostname(!o.insecure)
+        .use_server_name_indication(true);
+    let ssl = cfg.into_ssl(name).map_err(|e| tls_err(format!("invalid server name \"{name}\" ({e})")))?;
+    let mut s = SslStream::new(ssl, tcp).map_err(|e| tls_err(e.to_string()))?;
+    match std::pin::Pin::new(&mut s).connect().await {
+        Ok(()) => Ok(s),
+        Err(e) => Err(handshake_error(s.ssl(), name, target, &e)),
+    }
+}
+
+/// Reads a server's `tls` option: a table with `cert` and `key` (PEM), optional `ca_file`
+/// (require client certificates signed by it) and `alpn` (protocols to accept, preferred first).
+pub fn server(v: LuaValue, args: &Args, pos: usize) -> NResult<Option<std::rc::Rc<Server>>> {
+    let t = match v {
+        LuaValue::Nil | LuaValue::Boolean(false) => return Ok(None),
+        LuaValue::Table(t) => t,
+        LuaValue::Boolean(true) => {
+            return Err(tls_err("a TLS server needs a certificate: tls = {cert = \"cert.pem\", key = \"key.pem\"}"))
+        }
+        other => return Err(args.bad(pos, format!("option 'tls': a table expected, got {}", other.type_name()))),
+    };
+    let bad = |what: String| args.bad(pos, what);
+    let get = |k: &str| -> NResult<Option<String>> {
+        match t.raw_get::<LuaValue>(k).unwrap_or(LuaValue::Nil) {
+            LuaValue::Nil => Ok(None),
+            LuaValue::String(s) => Ok(Some(s.to_string_lossy())),
+            other => Err(bad(format!("option 'tls.{k}': string expected, got {}", other.type_name()))),
+        }
+    };
+    let cert = get("cert")?.ok_or_else(|| tls_err("a TLS server needs 'cert' (a PEM certificate chain file)"))?;
+    let key = get("key")?.unwrap_or_else(|| cert.clone());
+    let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server()).map_err(|e| tls_err(e.to_string()))?;
+    b.set_certificate_chain_file(&cert).map_err(|e| file_err("certificate", &cert, e))?;
+    b.set_private_key_file(&key, SslFiletype::PEM).map_err(|e| file_err("private key", &key, e))?;
+    b.check_private_key().map_err(|_| tls_err(format!("the key {key} does not match the certificate {cert}")))?;
+    if let Some(ca) = get("ca_file")? {
+        b.set_ca_file(&ca).map_err(|e| file_err("CA file", &ca, e))?;
+        b.set_verify(SslVerifyMode::PEER | SslVerifyMode::FAIL_IF_NO_PEER_CERT);
+    }
+    let alpn = strings(t.raw_get("alpn").unwrap_or(LuaValue::Nil), "tls.alpn", &bad)?;
+    if !alpn.is_empty() {
+        alpn_wire(&alpn)?; // checks the names
+        b.set_alpn_select_callback(move |_, client| {
+            // The server's preference wins; the answer must point into the client's list.
+            let offered = alpn_list(client);
+            alpn.iter().find_map(|p| offered.iter().copied().find(|c| *c == p.as_bytes())).ok_or(AlpnError::NOACK)
+        });
+    }
+    Ok(Some(std::rc::Rc::new(Server { acceptor: b.build() })))
+}
+
+/// Runs the server handshake over an accepted socket, bounded by [`HANDSHAKE_TIMEOUT`].
+pub async fn accept(s: &Server, peer: &str, tcp: TcpStream) -> NResult<SslStream<TcpStream>> {
+    let ssl = openssl::ssl::Ssl::new(s.acceptor.context()).map_err(|e| tls_err(e.to_string()))?;
+    let mut st = SslStream::new(ssl, tcp).map_err(|e| tls_err(e.to_string()))?;
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, std::pin::Pin::new(&mut st).accept()).await {
+        Err(_) => Err(NetError::timeout("tls handshake with", peer, HANDSHAKE_TIMEOUT)),
+        Ok(Ok(())) => Ok(st),
+        Ok(Err(e)) => Err(handshake_error(st.ssl(), peer, peer, &e)),
+    }
+}
+
+/// The protocol ALPN chose, if any.
+pub fn alpn_of(s: &SslStream<TcpStream>) -> Option<String> {
+    s.ssl().selected_alpn_protocol().map(|p| String::from_utf8_lossy(p).into_owned())
+}
