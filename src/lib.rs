@@ -14,6 +14,7 @@ pub mod tls;
 pub mod udp;
 pub mod unix;
 pub mod url;
+pub mod ws;
 
 use mlua::prelude::*;
 
@@ -47,5 +48,6 @@ fn net(lua: &Lua) -> LuaResult<LuaTable> {
     udp::register(lua, &net)?;
     json::register(lua, &net)?;
     url::register(lua, &net)?;
+    ws::register(lua, &net)?;
     Ok(net)
 }

@@ -117,6 +117,30 @@ fn accept_once(l: &Rc<Inner>, cx: &mut std::task::Context<'_>) -> std::task::Pol
     r.map_err(|e| NetError::io("accept on", &l.local, &e))
 }
 
+impl Inner {
+    pub fn set_timeout(&self, d: Option<Duration>) {
+        self.timeout.set(d);
+    }
+
+    /// Closes the socket; tasks waiting in `accept` get `closed: ...`.
+    pub fn close(&self) {
+        close(&self.sock);
+        self.waiters.wake_all();
+    }
+}
+
+/// Waits for the next connection, bounded by the listener's timeout.
+pub async fn accept(l: &Rc<Inner>) -> NResult<Stream> {
+    let fut = poll_fn(|cx| {
+        let r = accept_once(l, cx);
+        l.waiters.pending(cx, r)
+    });
+    match l.timeout.get() {
+        None => fut.await,
+        Some(d) => tokio::time::timeout(d, fut).await.map_err(|_| NetError::timeout("accept on", &l.local, d))?,
+    }
+}
+
 pub fn register(lua: &Lua) -> LuaResult<()> {
     let methods = lua.create_table()?;
     methods.set(
@@ -124,19 +148,7 @@ pub fn register(lua: &Lua) -> LuaResult<()> {
         async_func(lua, "accept", |lua, a| {
             let l = this(&a)?;
             let lua = lua.clone();
-            Ok(async move {
-                let fut = poll_fn(|cx| {
-                    let r = accept_once(&l, cx);
-                    l.waiters.pending(cx, r)
-                });
-                let s = match l.timeout.get() {
-                    None => fut.await?,
-                    Some(d) => tokio::time::timeout(d, fut)
-                        .await
-                        .map_err(|_| NetError::timeout("accept on", &l.local, d))??,
-                };
-                super::stream::into_lua(&lua, s)
-            })
+            Ok(async move { super::stream::into_lua(&lua, accept(&l).await?) })
         })?,
     )?;
     methods.set("local_addr", func(lua, "local_addr", |_, a| Ok(open(&a, "local_addr")?.local.clone()))?)?;
@@ -151,9 +163,7 @@ pub fn register(lua: &Lua) -> LuaResult<()> {
     methods.set(
         "close",
         func(lua, "close", |_, a| {
-            let l = this(&a)?;
-            close(&l.sock);
-            l.waiters.wake_all();
+            this(&a)?.close();
             Ok(())
         })?,
     )?;

@@ -186,9 +186,16 @@ pub fn listen_addr(host: &str, port: u16) -> NResult<SocketAddr> {
 }
 
 fn listen(lua: &Lua, args: Args) -> NResult<LuaAnyUserData> {
-    let (host, port, opos) = listen_args(&args)?;
+    let (l, _) = bind_listener(lua, &args)?;
+    userdata(lua, l)
+}
+
+/// The listener for `listen([host,] port[, opts])` (TCP, or TLS with `opts.tls`), and the
+/// options table for callers with options of their own (`net.ws.listen`).
+pub fn bind_listener(lua: &Lua, args: &Args) -> NResult<(Listener, Opts)> {
+    let (host, port, opos) = listen_args(args)?;
     let o = args.opts(opos)?;
-    let tls = crate::tls::server(o.value("tls"), &args, opos)?;
+    let tls = crate::tls::server(o.value("tls"), args, opos)?;
     let reuseaddr = o.boolean("reuseaddr")?.unwrap_or(true);
     let reuseport = o.boolean("reuseport")?.unwrap_or(false);
     let backlog = o.int_in("backlog", 1, 65535)?.unwrap_or(1024) as i32;
@@ -213,7 +220,7 @@ fn listen(lua: &Lua, args: Args) -> NResult<LuaAnyUserData> {
         None => Socket::Tcp(l),
         Some(server) => Socket::Tls(l, server),
     };
-    userdata(lua, Listener::new(sock, local))
+    Ok((Listener::new(sock, local), o))
 }
 
 pub fn register(lua: &Lua, net: &LuaTable) -> LuaResult<()> {

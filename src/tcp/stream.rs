@@ -60,6 +60,34 @@ impl Transport {
     }
 }
 
+/// The async traits, so protocols written for tokio (WebSocket) run over any of our transports.
+impl AsyncRead for Transport {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        Transport::poll_read(self.get_mut(), cx, buf)
+    }
+}
+
+impl AsyncWrite for Transport {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        Transport::poll_write(self.get_mut(), cx, data)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Transport::Tls(s) => Pin::new(&mut **s).poll_flush(cx),
+            _ => Poll::Ready(Ok(())),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Transport::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            Transport::Unix(s) => Pin::new(s).poll_shutdown(cx),
+            Transport::Tls(s) => Pin::new(&mut **s).poll_shutdown(cx),
+        }
+    }
+}
+
 pub struct Inner {
     io: RefCell<Option<Transport>>,
     /// Buffered bytes are `rbuf[rpos..]`.
@@ -334,6 +362,11 @@ impl Inner {
                 }
             },
         }
+    }
+
+    /// Takes the connection out of the stream (e.g. to speak WebSocket over it).
+    pub fn take_transport(&self) -> Option<Transport> {
+        self.io.borrow_mut().take()
     }
 
     pub fn close(&self) {
