@@ -134,16 +134,46 @@ pub trait Parkable {
     fn poll_ready(&self, cx: &mut std::task::Context<'_>, write: bool) -> std::task::Poll<()>;
 }
 
+/// Work put off until the task being polled yields: e.g. writing out what a WebSocket queued,
+/// so that sixteen sends in a row become one system call.
+pub trait Deferred {
+    fn run(self: Rc<Self>);
+}
+
 /// The cheap way for a hot operation to wait inside a task (see `park_here`).
 struct ParkState {
     /// The lua_State of the task coroutine being polled right now on this thread.
     task: Cell<*const c_void>,
     /// Set by `park_here` during that poll; taken by the task's driver when the poll ends.
     slot: RefCell<Option<(Rc<dyn Parkable>, bool)>>,
+    /// Run when the poll of the current task ends.
+    deferred: RefCell<Vec<Rc<dyn Deferred>>>,
 }
 
 thread_local! {
-    static PARK: ParkState = ParkState { task: Cell::new(std::ptr::null()), slot: RefCell::new(None) };
+    static PARK: ParkState = ParkState {
+        task: Cell::new(std::ptr::null()),
+        slot: RefCell::new(None),
+        deferred: RefCell::new(Vec::new()),
+    };
+}
+
+/// Puts `work` off until the task being polled yields; false (nothing done) outside a task.
+pub fn defer(work: Rc<dyn Deferred>) -> bool {
+    PARK.with(|p| {
+        if p.task.get().is_null() {
+            return false;
+        }
+        p.deferred.borrow_mut().push(work);
+        true
+    })
+}
+
+fn run_deferred() {
+    loop {
+        let Some(work) = PARK.with(|p| p.deferred.borrow_mut().pop()) else { return };
+        work.run();
+    }
 }
 
 /// Called by a fast path that would wait, from the coroutine `state`. If that coroutine is the
@@ -165,6 +195,9 @@ pub fn polling_task<R>(state: *const c_void, f: impl FnOnce() -> R) -> R {
     let prev = PARK.with(|p| p.task.replace(state));
     let r = f();
     PARK.with(|p| p.task.set(prev));
+    if prev.is_null() {
+        run_deferred();
+    }
     r
 }
 

@@ -66,7 +66,7 @@ fn this(args: &Args) -> NResult<Rc<Inner>> {
 /// The listener, or `closed: ...` once it is closed.
 fn open(args: &Args, op: &str) -> NResult<Rc<Inner>> {
     let l = this(args)?;
-    if l.sock.borrow().is_none() {
+    if l.is_closed() {
         return Err(NetError::closed(op, "listener"));
     }
     Ok(l)
@@ -122,23 +122,36 @@ impl Inner {
         self.timeout.set(d);
     }
 
+    pub fn is_closed(&self) -> bool {
+        self.sock.borrow().is_none()
+    }
+
     /// Closes the socket; tasks waiting in `accept` get `closed: ...`.
     pub fn close(&self) {
         close(&self.sock);
         self.waiters.wake_all();
     }
+
+    /// Runs `fut` (an accept) bounded by the listener's timeout.
+    pub async fn timed<T>(&self, fut: impl std::future::Future<Output = NResult<T>>) -> NResult<T> {
+        match self.timeout.get() {
+            None => fut.await,
+            Some(d) => {
+                tokio::time::timeout(d, fut).await.map_err(|_| NetError::timeout("accept on", &self.local, d))?
+            }
+        }
+    }
+}
+
+/// One attempt at the next connection; the task is woken when one comes or the listener closes.
+pub fn poll_accept(l: &Rc<Inner>, cx: &mut std::task::Context<'_>) -> std::task::Poll<NResult<Stream>> {
+    let r = accept_once(l, cx);
+    l.waiters.pending(cx, r)
 }
 
 /// Waits for the next connection, bounded by the listener's timeout.
 pub async fn accept(l: &Rc<Inner>) -> NResult<Stream> {
-    let fut = poll_fn(|cx| {
-        let r = accept_once(l, cx);
-        l.waiters.pending(cx, r)
-    });
-    match l.timeout.get() {
-        None => fut.await,
-        Some(d) => tokio::time::timeout(d, fut).await.map_err(|_| NetError::timeout("accept on", &l.local, d))?,
-    }
+    l.timed(poll_fn(|cx| poll_accept(l, cx))).await
 }
 
 pub fn register(lua: &Lua) -> LuaResult<()> {

@@ -365,6 +365,10 @@ impl Inner {
     }
 
     /// Takes the connection out of the stream (e.g. to speak WebSocket over it).
+    pub fn is_tls(&self) -> bool {
+        self.tls
+    }
+
     pub fn take_transport(&self) -> Option<Transport> {
         self.io.borrow_mut().take()
     }

@@ -1,36 +1,47 @@
 //! `net.ws`: WebSocket clients (`net.ws.connect`, alias `net.socket`) and servers
 //! (`net.ws.listen` + `accept`), over TCP or TLS (`wss://`).
 //!
-//! The handshake and framing are tokio-tungstenite's, run over this crate's own transports, so
-//! `wss://` uses the same verified TLS as `net.tcp.connect`. Messages are limited to
-//! `max_message_size` (default 16 MiB); a server accepts at most the first of the client's
-//! `protocols` it also lists.
+//! `handshake.rs` does the HTTP upgrade, `conn.rs` the protocol, `deflate.rs` permessage-deflate
+//! (offered and accepted by default; `compress = false` turns it off), `socket.rs` the Lua
+//! object. Everything runs over this crate's own transports, so `wss://` uses the same verified
+//! TLS as `net.tcp.connect`. Messages are limited to `max_message_size` (default 16 MiB); a
+//! server accepts the first of its own `protocols` that the client also offers.
 
+mod conn;
+mod deflate;
+mod handshake;
 pub mod socket;
 
-use std::rc::Rc;
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::rc::{Rc, Weak};
+use std::task::Poll;
 use std::time::Duration;
 
 use mlua::prelude::*;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
-use tokio_tungstenite::tungstenite::http::HeaderValue;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::Error as WsError;
 
-use crate::error::{Kind, NResult, NetError};
+use crate::error::{NResult, NetError};
 use crate::export::{async_func, func, register_type, userdata, Args, Opts};
+use crate::runtime::Waiters;
 use crate::tcp::listener;
+use crate::tcp::stream::Stream;
 use crate::tcp::{self as tcp, ConnectOpts};
-use socket::WebSocket;
+use socket::{Parts, WebSocket};
 
 pub const DEFAULT_MAX_MESSAGE: usize = 16 * 1024 * 1024;
+/// A client that has not finished its upgrade request by then is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-fn config(o: &Opts) -> NResult<WebSocketConfig> {
+/// The options shared by `connect` and `listen`.
+struct Limits {
+    max: usize,
+    compress: bool,
+}
+
+fn limits(o: &Opts) -> NResult<Limits> {
     let max = o.int_in("max_message_size", 1, i64::from(u32::MAX))?.map(|n| n as usize).unwrap_or(DEFAULT_MAX_MESSAGE);
-    // A 4 KiB read buffer keeps idle connections small (tungstenite's default is 128 KiB).
-    Ok(WebSocketConfig::default().read_buffer_size(4096).max_message_size(Some(max)).max_frame_size(Some(max)))
+    Ok(Limits { max, compress: o.boolean("compress")?.unwrap_or(true) })
 }
 
 fn string_list(a: &Args, pos: usize, o: &Opts, key: &str) -> NResult<Vec<String>> {
@@ -56,25 +67,28 @@ fn connect(lua: &Lua, a: Args) -> NResult<impl std::future::Future<Output = NRes
     };
     let host = parsed.host_str().ok_or_else(|| a.bad(1, format!("URL without a host: \"{url}\"")))?.to_string();
     let port = parsed.port_or_known_default().unwrap_or(if secure { 443 } else { 80 });
-    let mut request =
-        url.as_str().into_client_request().map_err(|e| a.bad(1, format!("invalid URL \"{url}\": {e}")))?;
-    if let LuaValue::Table(h) = o.value("headers") {
-        for pair in h.pairs::<String, String>() {
-            let (k, v) = pair.map_err(|_| a.bad(2, "option 'headers': a table of strings expected"))?;
-            let name: tokio_tungstenite::tungstenite::http::HeaderName =
-                k.parse().map_err(|_| a.bad(2, format!("option 'headers': invalid header name \"{k}\"")))?;
-            let value = HeaderValue::from_str(&v)
-                .map_err(|_| a.bad(2, format!("option 'headers': invalid value for \"{k}\"")))?;
-            request.headers_mut().insert(name, value);
+    let mut headers = Vec::new();
+    match o.value("headers") {
+        LuaValue::Nil => {}
+        LuaValue::Table(h) => {
+            for pair in h.pairs::<String, String>() {
+                let (k, v) = pair.map_err(|_| a.bad(2, "option 'headers': a table of strings expected"))?;
+                if !k.bytes().all(|b| b.is_ascii_graphic() && b != b':') || k.is_empty() {
+                    return Err(a.bad(2, format!("option 'headers': invalid header name \"{k}\"")));
+                }
+                if v.bytes().any(|b| b == b'\r' || b == b'\n') {
+                    return Err(a.bad(2, format!("option 'headers': invalid value for \"{k}\"")));
+                }
+                headers.push((k, v));
+            }
         }
+        v => return Err(a.bad(2, format!("option 'headers': a table expected, got {}", v.type_name()))),
     }
     let protocols = string_list(&a, 2, &o, "protocols")?;
-    if !protocols.is_empty() {
-        let v =
-            HeaderValue::from_str(&protocols.join(", ")).map_err(|_| a.bad(2, "option 'protocols': invalid name"))?;
-        request.headers_mut().insert("Sec-WebSocket-Protocol", v);
+    if protocols.iter().any(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_graphic() && b != b',')) {
+        return Err(a.bad(2, "option 'protocols': invalid name"));
     }
-    let cfg = config(&o)?;
+    let lim = limits(&o)?;
     let timeout = o.timeout("timeout")?;
     let mut copts = ConnectOpts::default();
     copts.timeout = timeout;
@@ -91,94 +105,101 @@ fn connect(lua: &Lua, a: Args) -> NResult<impl std::future::Future<Output = NRes
     let handshake = async move {
         let stream = connecting.await?;
         let (peer, local) = (stream.0.peer.clone(), stream.0.local.clone());
-        let transport = stream.0.take_transport().ok_or_else(|| NetError::closed("connect", "connection"))?;
-        let (ws, resp) =
-            tokio_tungstenite::client_async_with_config(request, transport, Some(cfg)).await.map_err(|e| match e {
-                WsError::Http(r) => NetError::new(
-                    Kind::Protocol,
-                    format!("websocket upgrade to {url} refused (HTTP {})", r.status().as_u16()),
-                ),
-                WsError::Io(io) => NetError::io("websocket handshake with", &url, &io),
-                other => NetError::new(Kind::Protocol, format!("websocket handshake with {url} failed ({other})")),
-            })?;
-        let sub = resp.headers().get("Sec-WebSocket-Protocol").and_then(|v| v.to_str().ok()).map(str::to_owned);
-        userdata(&lua, WebSocket::new(ws, peer, local, sub))
+        let mut io = stream.0.take_transport().ok_or_else(|| NetError::closed("connect", "connection"))?;
+        let req =
+            handshake::ClientRequest { url: &parsed, protocols: &protocols, headers: &headers, compress: lim.compress };
+        let agreed = handshake::client(&mut io, req).await?;
+        let conn = conn::Conn::new(io, true, lim.max, agreed.deflate, agreed.leftover);
+        let parts =
+            Parts { conn, tls: secure, peer, local, subprotocol: agreed.subprotocol, extensions: agreed.extensions };
+        userdata(&lua, WebSocket::new(parts))
     };
     Ok(async move {
         match timeout {
             None => handshake.await,
             Some(d) => tokio::time::timeout(d, handshake)
                 .await
-                .map_err(|_| NetError::timeout("websocket connect to", "", d))?,
+                .map_err(|_| NetError::timeout("websocket connect to", &url, d))?,
         }
     })
 }
 
-/// A WebSocket server: a TCP (or TLS) listener whose `accept` also does the upgrade.
-pub struct Server {
+/// A WebSocket server: a TCP (or TLS) listener whose connections are upgraded in the
+/// background; `accept` hands out the ones that finished (a client that fails its handshake is
+/// dropped: one bad client is not an error of the server, nor does a slow one hold up others).
+pub struct Server(Rc<ServerInner>);
+
+struct ServerInner {
     listener: Rc<listener::Inner>,
-    config: WebSocketConfig,
-    protocols: Rc<Vec<String>>,
+    config: handshake::ServerConfig,
+    max: usize,
+    ready: RefCell<VecDeque<WebSocket>>,
+    waiters: Waiters,
 }
 
-fn server_this(a: &Args) -> NResult<mlua::UserDataRef<Server>> {
-    a.this::<Server>("websocket server")
-}
-
-/// Accepts one connection and upgrades it; a client that fails the handshake is dropped and the
-/// next one is awaited, so one bad client is not an error of the server.
-async fn accept(
-    lua: Lua,
-    l: Rc<listener::Inner>,
-    cfg: WebSocketConfig,
-    protocols: Rc<Vec<String>>,
-) -> NResult<LuaAnyUserData> {
-    loop {
-        let stream = listener::accept(&l).await?;
-        let (peer, local) = (stream.0.peer.clone(), stream.0.local.clone());
-        let Some(transport) = stream.0.take_transport() else { continue };
-        let chosen = std::cell::RefCell::new(None::<String>);
-        let pick = |req: &Request, mut resp: Response| {
-            let offered = req.headers().get("Sec-WebSocket-Protocol").and_then(|v| v.to_str().ok()).unwrap_or("");
-            let offered: Vec<&str> = offered.split(',').map(str::trim).collect();
-            if let Some(p) = protocols.iter().find(|p| offered.contains(&p.as_str())) {
-                if let Ok(v) = HeaderValue::from_str(p) {
-                    resp.headers_mut().insert("Sec-WebSocket-Protocol", v);
-                    *chosen.borrow_mut() = Some(p.clone());
-                }
-            }
-            Ok(resp)
-        };
-        let hs = tokio_tungstenite::accept_hdr_async_with_config(transport, pick, Some(cfg));
-        if let Ok(Ok(ws)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, hs).await {
-            let sub = chosen.borrow_mut().take();
-            return userdata(&lua, WebSocket::new(ws, peer, local, sub));
-        }
+fn server_this(a: &Args, op: &str) -> NResult<Rc<ServerInner>> {
+    let s = a.this::<Server>("websocket server")?.0.clone();
+    if s.listener.is_closed() && op != "close" {
+        return Err(NetError::closed(op, "websocket server"));
     }
+    Ok(s)
+}
+
+/// Upgrades one accepted connection in the background; the result goes to `ready`.
+fn start_upgrade(server: &Rc<ServerInner>, stream: Stream) {
+    let weak: Weak<ServerInner> = Rc::downgrade(server);
+    tokio::task::spawn_local(async move {
+        let (peer, local) = (stream.0.peer.clone(), stream.0.local.clone());
+        let tls = stream.0.is_tls();
+        let Some(mut io) = stream.0.take_transport() else { return };
+        let Some(s) = weak.upgrade() else { return };
+        let (max, hs) = (s.max, async { handshake::server(&mut io, &s.config, &peer).await });
+        let Ok(Ok(agreed)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, hs).await else { return };
+        let conn = conn::Conn::new(io, false, max, agreed.deflate, agreed.leftover);
+        let parts = Parts { conn, tls, peer, local, subprotocol: agreed.subprotocol, extensions: agreed.extensions };
+        s.ready.borrow_mut().push_back(WebSocket::new(parts));
+        s.waiters.wake_all();
+    });
+}
+
+async fn accept(lua: Lua, s: Rc<ServerInner>) -> NResult<LuaAnyUserData> {
+    let next = poll_fn(|cx| loop {
+        if let Some(ws) = s.ready.borrow_mut().pop_front() {
+            return Poll::Ready(Ok(ws));
+        }
+        match listener::poll_accept(&s.listener, cx) {
+            Poll::Ready(Ok(stream)) => start_upgrade(&s, stream),
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Pending => return s.waiters.pending(cx, Poll::Pending),
+        }
+    });
+    let ws = s.listener.timed(next).await?;
+    userdata(&lua, ws)
 }
 
 pub fn register(lua: &Lua, net: &LuaTable) -> LuaResult<()> {
     socket::register(lua)?;
     let methods = lua.create_table()?;
+    methods.set("accept", async_func(lua, "accept", |lua, a| Ok(accept(lua.clone(), server_this(&a, "accept")?)))?)?;
     methods.set(
-        "accept",
-        async_func(lua, "accept", |lua, a| {
-            let s = server_this(&a)?;
-            Ok(accept(lua.clone(), s.listener.clone(), s.config, s.protocols.clone()))
-        })?,
+        "local_addr",
+        func(lua, "local_addr", |_, a| Ok(server_this(&a, "local_addr")?.listener.local.clone()))?,
     )?;
-    methods.set("local_addr", func(lua, "local_addr", |_, a| Ok(server_this(&a)?.listener.local.clone()))?)?;
     methods.set(
         "set_timeout",
         func(lua, "set_timeout", |_, a| {
-            server_this(&a)?.listener.set_timeout(a.timeout(2)?);
+            let t = a.timeout(2)?;
+            server_this(&a, "set_timeout")?.listener.set_timeout(t);
             Ok(())
         })?,
     )?;
     methods.set(
         "close",
         func(lua, "close", |_, a| {
-            server_this(&a)?.listener.close();
+            let s = server_this(&a, "close")?;
+            s.listener.close();
+            s.ready.borrow_mut().clear();
+            s.waiters.wake_all();
             Ok(())
         })?,
     )?;
@@ -187,10 +208,13 @@ pub fn register(lua: &Lua, net: &LuaTable) -> LuaResult<()> {
         "port",
         lua.create_function(|_, ud: LuaAnyUserData| {
             let s = ud.borrow::<Server>()?;
-            Ok(s.listener.local.parse::<std::net::SocketAddr>().map(|a| a.port()).ok())
+            Ok(s.0.listener.local.parse::<std::net::SocketAddr>().map(|a| a.port()).ok())
         })?,
     )?;
-    register_type::<Server>(lua, methods, Some(getters), |s| format!("ws.server{{{}}}", s.listener.local))?;
+    register_type::<Server>(lua, methods, Some(getters), |s| {
+        let closed = if s.0.listener.is_closed() { ", closed" } else { "" };
+        format!("ws.server{{{}{closed}}}", s.0.listener.local)
+    })?;
 
     let ws = lua.create_table()?;
     let connect_fn = async_func(lua, "net.ws.connect", connect)?;
@@ -202,8 +226,15 @@ pub fn register(lua: &Lua, net: &LuaTable) -> LuaResult<()> {
             let (l, o) = tcp::bind_listener(lua, &a)?;
             let pos = if matches!(a.get(1), LuaValue::Integer(_) | LuaValue::Number(_)) { 2 } else { 3 };
             let protocols = string_list(&a, pos, &o, "protocols")?;
-            let server = Server { listener: l.0.clone(), config: config(&o)?, protocols: Rc::new(protocols) };
-            userdata(lua, server)
+            let lim = limits(&o)?;
+            let server = ServerInner {
+                listener: l.0.clone(),
+                config: handshake::ServerConfig { protocols, compress: lim.compress },
+                max: lim.max,
+                ready: RefCell::default(),
+                waiters: Waiters::default(),
+            };
+            userdata(lua, Server(Rc::new(server)))
         })?,
     )?;
     net.set("ws", ws)?;

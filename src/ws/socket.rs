@@ -1,66 +1,71 @@
 //! The WebSocket object that `net.ws.connect` and `server:accept()` return: `send`, `recv`,
-//! `next`, `ping`, `pong`, `close`, `set_timeout`, addresses, and the fields `closeCode` and
-//! `subprotocol`.
+//! `next`, `ping`, `pong`, `close`, `set_timeout`, addresses, and the fields `closeCode`,
+//! `subprotocol` and `extensions`.
 //!
-//! tokio-tungstenite does the framing, masking, automatic pongs and the close handshake. The
-//! stream is borrowed only inside one poll, so one task may `recv` while another `send`s.
-//! Limits close the connection as RFC 6455 says: a message over `max_message_size` with 1009,
-//! text that is not UTF-8 with 1007; `recv` then raises `limit: ...` / `protocol: ...`.
+//! The protocol is `conn.rs`; this file keeps the Lua-facing state (`closeCode`, whether the
+//! connection ended) and turns protocol failures into the close codes RFC 6455 asks for: a
+//! message over `max_message_size` closes with 1009, text that is not UTF-8 with 1007, other
+//! violations with 1002; `recv` then raises `limit: ...` / `protocol: ...`.
+//!
+//! `send`, `ping`, `pong`, `recv` and `next` first try synchronously (a message already
+//! buffered, room in the send queue) and only take the async path when they must wait, like the
+//! stream methods (`src/lua/stream.lua`).
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::future::poll_fn;
-use std::pin::Pin;
 use std::rc::Rc;
-use std::task::Poll;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures_util::{Sink, Stream as _};
 use mlua::prelude::*;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::{Error as WsError, Message};
-use tokio_tungstenite::WebSocketStream;
+use tungstenite::protocol::frame::coding::{Control, Data, OpCode};
 
+use super::conn::{self, Conn, Message};
 use crate::error::{Kind, NResult, NetError};
-use crate::export::{async_func, func, register_type, Args};
-use crate::runtime::Waiters;
-use crate::tcp::stream::Transport;
+use crate::export::{self, async_func, fail_tag, func, pending_tag, raw_async, register_type, Args};
 
-/// Close codes of RFC 6455 used here.
-const ABNORMAL: u16 = 1006;
-const NO_STATUS: u16 = 1005;
-const INVALID_DATA: u16 = 1007;
-const TOO_BIG: u16 = 1009;
+/// A send from a task returns at once while less than this is queued.
+const SEND_QUEUE: usize = 64 * 1024;
 
 pub struct Inner {
-    ws: RefCell<WebSocketStream<Transport>>,
+    conn: Rc<Conn>,
+    /// TLS: a try that reads the socket could steal the wakeup of a writer waiting in OpenSSL.
+    tls: bool,
     timeout: Cell<Option<Duration>>,
     peer: String,
     local: String,
-    pub subprotocol: Option<String>,
+    subprotocol: Option<String>,
+    extensions: Option<String>,
     /// `closeCode`: ours after a local close, else the peer's, 1005 / 1006 as the spec says.
     close_code: Cell<Option<u16>>,
-    /// We sent a close frame: `send` refuses from now on.
-    closing: Cell<bool>,
-    /// The stream ended: `recv` returns nil from now on.
+    /// The connection is over: `recv` returns nil from now on.
     ended: Cell<bool>,
-    waiters: Waiters,
 }
 
 pub struct WebSocket(pub Rc<Inner>);
 
+/// Where a new connection comes from: the pieces `WebSocket::new` needs.
+pub struct Parts {
+    pub conn: Conn,
+    pub tls: bool,
+    pub peer: String,
+    pub local: String,
+    pub subprotocol: Option<String>,
+    pub extensions: Option<String>,
+}
+
 impl WebSocket {
-    pub fn new(ws: WebSocketStream<Transport>, peer: String, local: String, subprotocol: Option<String>) -> Self {
+    pub fn new(p: Parts) -> Self {
         WebSocket(Rc::new(Inner {
-            ws: RefCell::new(ws),
+            conn: Rc::new(p.conn),
+            tls: p.tls,
             timeout: Cell::new(None),
-            peer,
-            local,
-            subprotocol,
+            peer: p.peer,
+            local: p.local,
+            subprotocol: p.subprotocol,
+            extensions: p.extensions,
             close_code: Cell::new(None),
-            closing: Cell::new(false),
             ended: Cell::new(false),
-            waiters: Waiters::default(),
         }))
     }
 }
@@ -69,17 +74,13 @@ fn this(a: &Args) -> NResult<Rc<Inner>> {
     Ok(a.this::<WebSocket>("websocket")?.0.clone())
 }
 
+fn noop_cx() -> Context<'static> {
+    Context::from_waker(futures_util::task::noop_waker_ref())
+}
+
 impl Inner {
-    fn error(&self, op: &str, e: WsError) -> NetError {
-        match e {
-            WsError::Io(io) => NetError::io(op, &self.peer, &io),
-            WsError::ConnectionClosed | WsError::AlreadyClosed => NetError::closed(op, "websocket"),
-            WsError::Capacity(c) => NetError::new(Kind::Limit, format!("{op} {}: {c}", self.peer)),
-            WsError::Utf8(u) => {
-                NetError::new(Kind::Protocol, format!("{op} {}: text is not valid UTF-8 ({u})", self.peer))
-            }
-            other => NetError::new(Kind::Protocol, format!("{op} {}: {other}", self.peer)),
-        }
+    fn io_error(&self, op: &str, e: &std::io::Error) -> NetError {
+        NetError::io(op, &self.peer, e)
     }
 
     async fn timed<T>(&self, op: &str, fut: impl std::future::Future<Output = NResult<T>>) -> NResult<T> {
@@ -89,145 +90,120 @@ impl Inner {
         }
     }
 
-    /// Sends one message and flushes it.
-    async fn send(&self, op: &str, msg: Message) -> NResult<()> {
-        let mut msg = Some(msg);
-        poll_fn(|cx| {
-            let mut ws = self.ws.borrow_mut();
-            let mut ws = Pin::new(&mut *ws);
-            if msg.is_some() {
-                match ws.as_mut().poll_ready(cx) {
-                    Poll::Pending => return self.waiters.pending(cx, Poll::Pending),
-                    Poll::Ready(Err(e)) => return Poll::Ready(Err(self.error(op, e))),
-                    Poll::Ready(Ok(())) => {}
-                }
-                if let Err(e) = ws.as_mut().start_send(msg.take().expect("checked")) {
-                    return Poll::Ready(Err(self.error(op, e)));
-                }
-            }
-            let r = ws.as_mut().poll_flush(cx).map_err(|e| self.error(op, e));
-            self.waiters.pending(cx, r)
-        })
-        .await
-    }
-
-    async fn flush(&self) -> NResult<()> {
-        poll_fn(|cx| {
-            let r = Pin::new(&mut *self.ws.borrow_mut()).poll_flush(cx).map_err(|e| self.error("send to", e));
-            self.waiters.pending(cx, r)
-        })
-        .await
-    }
-
-    /// Closes with `code` (best effort, bounded) after a limit was broken by the peer.
-    async fn close_for(&self, code: u16, reason: &str) {
+    fn end(&self, code: u16) {
+        self.ended.set(true);
         if self.close_code.get().is_none() {
             self.close_code.set(Some(code));
         }
-        if !self.closing.replace(true) {
-            let frame = CloseFrame { code: CloseCode::from(code), reason: reason.to_string().into() };
-            let _ = tokio::time::timeout(Duration::from_secs(1), self.send("close", Message::Close(Some(frame)))).await;
-        }
-        self.ended.set(true);
     }
 
-    /// The next message of any kind, or None once the connection is over.
-    async fn next_message(&self) -> NResult<Option<Message>> {
-        if self.ended.get() {
-            return Ok(None);
+    /// The next message (only data messages if `data_only`), or None once the connection is
+    /// over. `read` false: only what is already buffered.
+    fn poll_recv(&self, cx: &mut Context<'_>, data_only: bool, read: bool) -> Poll<NResult<Option<Message>>> {
+        loop {
+            if self.ended.get() {
+                return Poll::Ready(Ok(None));
+            }
+            let r = match self.conn.poll_message(cx, read) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(r) => r,
+            };
+            match r {
+                Ok(Message::Close(c)) => {
+                    // The close handshake is complete (our reply is queued): later calls return
+                    // nil at once rather than waiting for the peer to drop the TCP connection.
+                    self.conn.flush_soon();
+                    self.end(c.as_ref().map(|(code, _)| *code).unwrap_or(conn::NO_STATUS));
+                    if !data_only {
+                        return Poll::Ready(Ok(Some(Message::Close(c))));
+                    }
+                }
+                Ok(Message::Ping(_) | Message::Pong(_)) if data_only => {}
+                Ok(m) => return Poll::Ready(Ok(Some(m))),
+                Err(conn::Error::Eof) => self.end(conn::ABNORMAL),
+                Err(e) => return Poll::Ready(Err(self.fail(e))),
+            }
         }
-        let next = poll_fn(|cx| {
-            let r = Pin::new(&mut *self.ws.borrow_mut()).poll_next(cx);
-            self.waiters.pending(cx, r).map(Ok)
+    }
+
+    /// Ends the connection after a failure; the peer's violations are answered with a close frame.
+    fn fail(&self, e: conn::Error) -> NetError {
+        let code = e.code();
+        self.end(code);
+        let (kind, msg) = match e {
+            conn::Error::Io(io) => return self.io_error("recv from", &io),
+            conn::Error::Eof => unreachable!("handled by poll_recv"),
+            conn::Error::TooBig(m) => (Kind::Limit, m),
+            conn::Error::Protocol(m) | conn::Error::BadUtf8(m) => (Kind::Protocol, m),
+        };
+        if !self.conn.sent_close.get() {
+            let reason: &[u8] = match code {
+                conn::TOO_BIG => b"message too big",
+                conn::INVALID_DATA => b"invalid UTF-8",
+                _ => b"protocol error",
+            };
+            let payload = [&code.to_be_bytes()[..], reason].concat();
+            if self.conn.queue(OpCode::Control(Control::Close), &payload).is_ok() {
+                self.conn.flush_soon();
+            }
+        }
+        NetError::new(kind, format!("recv from {}: {msg} (closed with {code})", self.peer))
+    }
+
+    /// Queues a frame; true when the caller may return at once (the queue is written when the
+    /// task yields), false when it must wait for the queue to drain.
+    fn queue(&self, op: &'static str, opcode: OpCode, payload: &[u8]) -> NResult<bool> {
+        if self.conn.sent_close.get() || self.ended.get() {
+            return Err(NetError::closed(op, "websocket"));
+        }
+        self.conn.queue(opcode, payload).map_err(|e| match e {
+            conn::Error::Io(io) => self.io_error("send to", &io),
+            other => NetError::new(Kind::Protocol, format!("send to {}: {other:?}", self.peer)),
+        })?;
+        Ok(self.conn.queued() <= SEND_QUEUE && self.conn.defer_flush())
+    }
+
+    async fn flush(&self) -> NResult<()> {
+        let r = self.timed("send to", async {
+            poll_fn(|cx| self.conn.poll_flush(cx)).await.map_err(|e| self.io_error("send to", &e))
         });
-        let r = self.timed("recv from", next).await;
-        match r? {
-            None | Some(Err(WsError::ConnectionClosed)) | Some(Err(WsError::AlreadyClosed)) => {
-                self.ended.set(true);
-                if self.close_code.get().is_none() {
-                    self.close_code.set(Some(ABNORMAL));
-                }
-                Ok(None)
-            }
-            Some(Ok(Message::Close(frame))) => {
-                // tungstenite queued the close reply: send it now, the caller may never read again.
-                let _ = tokio::time::timeout(Duration::from_secs(1), self.flush()).await;
-                // The close handshake is complete either way: later calls return nil at once
-                // rather than waiting for the peer to drop the TCP connection.
-                self.ended.set(true);
-                if self.close_code.get().is_none() {
-                    self.close_code.set(Some(frame.as_ref().map(|f| u16::from(f.code)).unwrap_or(NO_STATUS)));
-                }
-                Ok(Some(Message::Close(frame)))
-            }
-            Some(Ok(m)) => Ok(Some(m)),
-            Some(Err(WsError::Capacity(c))) => {
-                self.close_for(TOO_BIG, "message too big").await;
-                Err(NetError::new(Kind::Limit, format!("recv from {}: {c} (closed with 1009)", self.peer)))
-            }
-            Some(Err(e @ WsError::Utf8(_))) => {
-                self.close_for(INVALID_DATA, "invalid UTF-8").await;
-                Err(self.error("recv from", e))
-            }
-            Some(Err(e)) => {
-                self.ended.set(true);
-                if self.close_code.get().is_none() {
-                    self.close_code.set(Some(ABNORMAL));
-                }
-                Err(self.error("recv from", e))
-            }
-        }
+        r.await
     }
 }
 
 /// `{type = "text" | "binary" | "ping" | "pong" | "close", data =, code =, reason =}`
 fn message_table(lua: &Lua, m: Message) -> LuaResult<LuaTable> {
-    let t = lua.create_table()?;
-    match m {
-        Message::Text(s) => {
-            t.set("type", "text")?;
-            t.set("data", lua.create_string(s.as_bytes())?)?;
-        }
-        Message::Binary(b) => {
-            t.set("type", "binary")?;
-            t.set("data", lua.create_string(&b)?)?;
-        }
-        Message::Ping(b) => {
-            t.set("type", "ping")?;
-            t.set("data", lua.create_string(&b)?)?;
-        }
-        Message::Pong(b) => {
-            t.set("type", "pong")?;
-            t.set("data", lua.create_string(&b)?)?;
-        }
-        Message::Close(f) => {
+    let t = lua.create_table_with_capacity(0, 2)?;
+    let (kind, data) = match m {
+        Message::Text(d) => ("text", d),
+        Message::Binary(d) => ("binary", d),
+        Message::Ping(d) => ("ping", d),
+        Message::Pong(d) => ("pong", d),
+        Message::Close(c) => {
+            let (code, reason) = c.unwrap_or((conn::NO_STATUS, String::new()));
             t.set("type", "close")?;
-            let (code, reason) =
-                f.map(|f| (u16::from(f.code), f.reason.to_string())).unwrap_or((NO_STATUS, String::new()));
             t.set("code", code)?;
             t.set("reason", reason.as_str())?;
             t.set("data", reason)?;
+            return Ok(t);
         }
-        Message::Frame(_) => t.set("type", "frame")?,
-    }
+    };
+    t.set("type", kind)?;
+    t.set("data", lua.create_string(&data)?)?;
     Ok(t)
 }
 
-/// A payload argument for ping/pong (at most 125 bytes, RFC 6455 5.5).
-fn control_payload(a: &Args) -> NResult<Vec<u8>> {
-    let p = if a.is_nil(2) { Vec::new() } else { a.bytes(2)? };
-    if p.len() > 125 {
-        return Err(a.bad(2, format!("control frame payload is at most 125 bytes, got {}", p.len())));
+fn message_data(lua: &Lua, m: Message) -> LuaResult<LuaValue> {
+    match m {
+        Message::Text(d) | Message::Binary(d) => Ok(LuaValue::String(lua.create_string(&d)?)),
+        _ => unreachable!("data_only"),
     }
-    Ok(p)
 }
 
-pub fn register(lua: &Lua) -> LuaResult<()> {
-    let methods = lua.create_table()?;
-    methods.set(
-        "send",
-        async_func(lua, "send", |_, a| {
-            let ws = this(&a)?;
+/// The frame a `send(data[, kind])` or `ping`/`pong([payload])` call asks for.
+fn outgoing(a: &Args, op: &'static str) -> NResult<(OpCode, Vec<u8>)> {
+    match op {
+        "send" => {
             let data = a.bytes(2)?;
             let binary = match a.get(3) {
                 LuaValue::Nil => false,
@@ -236,62 +212,83 @@ pub fn register(lua: &Lua) -> LuaResult<()> {
                 LuaValue::String(s) if s.as_bytes() == b"binary" => true,
                 _ => return Err(a.bad(3, "\"text\", \"binary\" or a boolean expected")),
             };
-            let msg = if binary {
-                Message::Binary(data.into())
-            } else {
-                let text =
-                    String::from_utf8(data).map_err(|_| a.bad(2, "text is not valid UTF-8 (send it as \"binary\")"))?;
-                Message::Text(text.into())
-            };
-            if ws.closing.get() || ws.ended.get() {
-                return Err(NetError::closed("send", "websocket"));
+            if !binary && std::str::from_utf8(&data).is_err() {
+                return Err(a.bad(2, "text is not valid UTF-8 (send it as \"binary\")"));
             }
-            Ok(async move { ws.timed("send to", ws.send("send to", msg)).await })
-        })?,
-    )?;
-    methods.set(
-        "recv",
-        async_func(lua, "recv", |lua, a| {
+            Ok((OpCode::Data(if binary { Data::Binary } else { Data::Text }), data))
+        }
+        _ => {
+            // ping / pong: at most 125 bytes (RFC 6455 §5.5)
+            let p = if a.is_nil(2) { Vec::new() } else { a.bytes(2)? };
+            if p.len() > 125 {
+                return Err(a.bad(2, format!("control frame payload is at most 125 bytes, got {}", p.len())));
+            }
+            let c = if op == "ping" { Control::Ping } else { Control::Pong };
+            Ok((OpCode::Control(c), p))
+        }
+    }
+}
+
+fn try_send(lua: &Lua, a: Args, op: &'static str) -> LuaResult<LuaMultiValue> {
+    let r = (|| {
+        let ws = this(&a)?;
+        let (opcode, data) = outgoing(&a, op)?;
+        ws.queue(op, opcode, &data)
+    })();
+    match r {
+        Ok(true) => Ok(LuaMultiValue::new()),
+        Ok(false) => pending_tag().into_lua_multi(lua),
+        Err(e) => export::to_lua::<()>(lua, Err(e)),
+    }
+}
+
+fn try_recv(lua: &Lua, a: Args, data_only: bool) -> LuaResult<LuaMultiValue> {
+    let ws = match this(&a) {
+        Ok(ws) => ws,
+        Err(e) => return export::to_lua::<()>(lua, Err(e)),
+    };
+    let read = !ws.tls;
+    match ws.poll_recv(&mut noop_cx(), data_only, read) {
+        Poll::Pending => pending_tag().into_lua_multi(lua),
+        Poll::Ready(Ok(None)) => LuaValue::Nil.into_lua_multi(lua),
+        Poll::Ready(Ok(Some(m))) if data_only => message_data(lua, m)?.into_lua_multi(lua),
+        Poll::Ready(Ok(Some(m))) => message_table(lua, m)?.into_lua_multi(lua),
+        Poll::Ready(Err(e)) => (fail_tag(), e.to_string()).into_lua_multi(lua),
+    }
+}
+
+pub fn register(lua: &Lua) -> LuaResult<()> {
+    let fast: LuaTable = lua.load(include_str!("../lua/stream.lua")).set_name("=net.stream").call((
+        fail_tag(),
+        pending_tag(),
+        Lua::poll_pending(),
+    ))?;
+    let varargs: LuaFunction = fast.get("varargs")?;
+    let methods = lua.create_table()?;
+    for op in ["send", "ping", "pong"] {
+        let t = lua.create_function(move |lua, a: LuaMultiValue| try_send(lua, Args::new(op, a), op))?;
+        // The frame is queued already: waiting means writing the queue out.
+        let w = raw_async(lua, op, |_, a| {
+            let ws = this(&a)?;
+            Ok(async move { ws.flush().await })
+        })?;
+        methods.set(op, varargs.call::<LuaFunction>((t, w))?)?;
+    }
+    for (op, data_only) in [("recv", false), ("next", true)] {
+        let t = lua.create_function(move |lua, a: LuaMultiValue| try_recv(lua, Args::new(op, a), data_only))?;
+        let w = raw_async(lua, op, move |lua, a| {
             let ws = this(&a)?;
             let lua = lua.clone();
             Ok(async move {
-                match ws.next_message().await? {
-                    None => Ok(LuaValue::Nil),
-                    Some(m) => Ok(LuaValue::Table(message_table(&lua, m)?)),
-                }
+                let m = ws.timed("recv from", poll_fn(|cx| ws.poll_recv(cx, data_only, true))).await?;
+                Ok(match m {
+                    None => LuaValue::Nil,
+                    Some(m) if data_only => message_data(&lua, m)?,
+                    Some(m) => LuaValue::Table(message_table(&lua, m)?),
+                })
             })
-        })?,
-    )?;
-    methods.set(
-        "next",
-        async_func(lua, "next", |lua, a| {
-            let ws = this(&a)?;
-            let lua = lua.clone();
-            Ok(async move {
-                loop {
-                    match ws.next_message().await? {
-                        None => return Ok(LuaValue::Nil),
-                        Some(Message::Text(s)) => return Ok(LuaValue::String(lua.create_string(s.as_bytes())?)),
-                        Some(Message::Binary(b)) => return Ok(LuaValue::String(lua.create_string(&b)?)),
-                        Some(_) => continue, // control frames are answered by the library
-                    }
-                }
-            })
-        })?,
-    )?;
-    for (name, ping) in [("ping", true), ("pong", false)] {
-        methods.set(
-            name,
-            async_func(lua, name, move |_, a| {
-                let ws = this(&a)?;
-                let p = control_payload(&a)?;
-                if ws.closing.get() || ws.ended.get() {
-                    return Err(NetError::closed(if ping { "ping" } else { "pong" }, "websocket"));
-                }
-                let msg = if ping { Message::Ping(p.into()) } else { Message::Pong(p.into()) };
-                Ok(async move { ws.timed("send to", ws.send("send to", msg)).await })
-            })?,
-        )?;
+        })?;
+        methods.set(op, varargs.call::<LuaFunction>((t, w))?)?;
     }
     methods.set(
         "close",
@@ -302,12 +299,15 @@ pub fn register(lua: &Lua) -> LuaResult<()> {
             if reason.len() > 123 {
                 return Err(a.bad(3, "close reason is at most 123 bytes"));
             }
-            let first = !ws.closing.replace(true) && !ws.ended.get();
+            let first = !ws.conn.sent_close.get() && !ws.ended.get();
+            if first {
+                ws.close_code.set(Some(code));
+                let payload = [&code.to_be_bytes()[..], reason.as_bytes()].concat();
+                let _ = ws.conn.queue(OpCode::Control(Control::Close), &payload);
+            }
             Ok(async move {
                 if first {
-                    ws.close_code.set(Some(code));
-                    let frame = CloseFrame { code: CloseCode::from(code), reason: reason.into() };
-                    match ws.timed("close", ws.send("close", Message::Close(Some(frame)))).await {
+                    match ws.flush().await {
                         Ok(()) | Err(NetError { kind: Kind::Closed, .. }) => {}
                         Err(e) if e.kind == Kind::Reset => ws.ended.set(true),
                         Err(e) => return Err(e),
@@ -335,6 +335,10 @@ pub fn register(lua: &Lua) -> LuaResult<()> {
     getters.set(
         "subprotocol",
         lua.create_function(|_, ud: LuaAnyUserData| Ok(ud.borrow::<WebSocket>()?.0.subprotocol.clone()))?,
+    )?;
+    getters.set(
+        "extensions",
+        lua.create_function(|_, ud: LuaAnyUserData| Ok(ud.borrow::<WebSocket>()?.0.extensions.clone()))?,
     )?;
     register_type::<WebSocket>(lua, methods, Some(getters), |w| {
         let state = if w.0.ended.get() { ", closed" } else { "" };

@@ -1,0 +1,450 @@
+//! One WebSocket connection after the handshake: frames in and out (RFC 6455 §5), messages
+//! put together from fragments, automatic pongs, the close handshake, limits, and
+//! permessage-deflate (RFC 7692) on data messages.
+//!
+//! Frame headers are parsed and written by tungstenite's `FrameHeader`; everything above that
+//! is here because tungstenite's own reader refuses compressed frames (RSV1).
+//!
+//! Reading and writing have separate state, each borrowed only inside one poll, so one task can
+//! wait in `recv` while another sends (Lune #66). Writes are queued in a buffer: from inside a
+//! task, a small send returns at once and the buffer is written when that task yields (or by a
+//! small background flusher if the socket is full), so an echo loop that handles sixteen queued
+//! messages writes them with one system call instead of sixteen.
+
+use std::cell::{Cell, RefCell};
+use std::io::Cursor;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tungstenite::protocol::frame::coding::{Control, Data, OpCode};
+use tungstenite::protocol::frame::FrameHeader;
+
+use super::deflate::{Deflater, InflateError, Inflater, Params};
+use crate::tcp::stream::Transport;
+
+/// Close codes of RFC 6455 §7.4.1 used here.
+pub const PROTOCOL_ERROR: u16 = 1002;
+pub const NO_STATUS: u16 = 1005;
+pub const ABNORMAL: u16 = 1006;
+pub const INVALID_DATA: u16 = 1007;
+pub const TOO_BIG: u16 = 1009;
+
+/// A send queues at most this much before it waits for the socket.
+const MAX_QUEUED: usize = 64 * 1024;
+/// Read in steps of this (and keep this much for an idle connection).
+const READ_CHUNK: usize = 4096;
+
+pub enum Message {
+    Text(Vec<u8>),
+    Binary(Vec<u8>),
+    Ping(Vec<u8>),
+    Pong(Vec<u8>),
+    /// The peer's close frame: its code and reason, if it gave one.
+    Close(Option<(u16, String)>),
+}
+
+/// What went wrong on the connection; the close code it calls for comes from `code()`.
+#[derive(Debug)]
+pub enum Error {
+    /// The peer broke the protocol (1002).
+    Protocol(String),
+    /// A message over the size limit (1009).
+    TooBig(String),
+    /// Text, or a close reason, that is not UTF-8 (1007).
+    BadUtf8(String),
+    Io(std::io::Error),
+    /// The connection ended without a close frame.
+    Eof,
+}
+
+impl Error {
+    pub fn code(&self) -> u16 {
+        match self {
+            Error::Protocol(_) => PROTOCOL_ERROR,
+            Error::TooBig(_) => TOO_BIG,
+            Error::BadUtf8(_) => INVALID_DATA,
+            Error::Io(_) | Error::Eof => ABNORMAL,
+        }
+    }
+}
+
+struct Reader {
+    /// Unread bytes are `buf[pos..]`.
+    buf: Vec<u8>,
+    pos: usize,
+    /// The fragments of a message in progress, and whether it is text and compressed.
+    frag: Vec<u8>,
+    frag_kind: Option<(bool, bool)>,
+    inflater: Option<Inflater>,
+}
+
+struct Writer {
+    /// Bytes not written yet are `buf[pos..]`.
+    buf: Vec<u8>,
+    pos: usize,
+    deflater: Option<Deflater>,
+    /// An error met by a background flush, reported to the next caller.
+    failed: Option<std::io::ErrorKind>,
+}
+
+pub struct Conn {
+    io: RefCell<Transport>,
+    rd: RefCell<Reader>,
+    wr: RefCell<Writer>,
+    /// Client side: frames we send are masked, frames we get must not be.
+    client: bool,
+    max: usize,
+    deflate: bool,
+    /// A flush is promised (by the task that queued, or a background flusher).
+    flush_pending: Cell<bool>,
+    /// We queued a close frame: no data may follow it.
+    pub sent_close: Cell<bool>,
+    /// The peer's close frame arrived; with ours sent, the sending side is shut after the flush.
+    received_close: Cell<bool>,
+    shut: Cell<bool>,
+}
+
+thread_local! {
+    /// The payload of the message being sent, compressed (shared: only one is built at a time).
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+fn mask(buf: &mut [u8], key: [u8; 4]) {
+    // Eight bytes at a time; LLVM turns this into vector XORs.
+    let k = u32::from_ne_bytes(key) as u64;
+    let k8 = (k | (k << 32)).to_ne_bytes();
+    let mut chunks = buf.chunks_exact_mut(8);
+    for c in &mut chunks {
+        for (b, m) in c.iter_mut().zip(k8) {
+            *b ^= m;
+        }
+    }
+    for (b, m) in chunks.into_remainder().iter_mut().zip(k8) {
+        *b ^= m;
+    }
+}
+
+fn valid_close_code(code: u16) -> bool {
+    matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
+}
+
+impl Conn {
+    pub fn new(io: Transport, client: bool, max: usize, deflate: Option<Params>, leftover: Vec<u8>) -> Self {
+        Conn {
+            io: RefCell::new(io),
+            rd: RefCell::new(Reader {
+                buf: leftover,
+                pos: 0,
+                frag: Vec::new(),
+                frag_kind: None,
+                inflater: deflate.map(Inflater::new),
+            }),
+            wr: RefCell::new(Writer { buf: Vec::new(), pos: 0, deflater: deflate.map(Deflater::new), failed: None }),
+            client,
+            max,
+            deflate: deflate.is_some(),
+            flush_pending: Cell::new(false),
+            sent_close: Cell::new(false),
+            received_close: Cell::new(false),
+            shut: Cell::new(false),
+        }
+    }
+
+    /// Queues one frame. Data messages are compressed when deflate was agreed and it pays.
+    pub fn queue(&self, opcode: OpCode, payload: &[u8]) -> Result<(), Error> {
+        let mut wr = self.wr.borrow_mut();
+        let wr = &mut *wr;
+        if let Some(kind) = wr.failed {
+            return Err(Error::Io(kind.into()));
+        }
+        if wr.pos == wr.buf.len() {
+            wr.buf.clear();
+            wr.pos = 0;
+        }
+        if opcode == OpCode::Control(Control::Close) {
+            self.sent_close.set(true);
+        }
+        SCRATCH.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            scratch.clear();
+            let mut rsv1 = false;
+            if let (OpCode::Data(_), Some(d)) = (opcode, wr.deflater.as_mut()) {
+                rsv1 = d.compress(payload, &mut scratch).map_err(Error::Protocol)?;
+            }
+            let body: &[u8] = if rsv1 { &scratch } else { payload };
+            let key = self.client.then(rand::random::<[u8; 4]>);
+            let header = FrameHeader { is_final: true, rsv1, rsv2: false, rsv3: false, opcode, mask: key };
+            header.format(body.len() as u64, &mut wr.buf).map_err(|e| Error::Protocol(e.to_string()))?;
+            let start = wr.buf.len();
+            wr.buf.extend_from_slice(body);
+            if let Some(key) = key {
+                mask(&mut wr.buf[start..], key);
+            }
+            if scratch.capacity() > MAX_QUEUED {
+                *scratch = Vec::new();
+            }
+            Ok(())
+        })
+    }
+
+    /// Bytes queued and not written yet.
+    pub fn queued(&self) -> usize {
+        let wr = self.wr.borrow();
+        wr.buf.len() - wr.pos
+    }
+
+    /// Writes out what is queued.
+    pub fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let mut wr = self.wr.borrow_mut();
+        if let Some(kind) = wr.failed {
+            return Poll::Ready(Err(kind.into()));
+        }
+        let mut io = self.io.borrow_mut();
+        while wr.pos < wr.buf.len() {
+            let r = Pin::new(&mut *io).poll_write(cx, &wr.buf[wr.pos..]);
+            match r {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(n)) => wr.pos += n,
+                Poll::Ready(Err(e)) => {
+                    wr.failed = Some(e.kind());
+                    return Poll::Ready(Err(e));
+                }
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        wr.buf.clear();
+        wr.pos = 0;
+        if wr.buf.capacity() > MAX_QUEUED {
+            wr.buf = Vec::new();
+        }
+        if self.sent_close.get() && self.received_close.get() && !self.shut.get() {
+            // The close handshake is over: end the TCP connection (the server should go first).
+            if Pin::new(&mut *io).poll_shutdown(cx).is_ready() {
+                self.shut.set(true);
+            }
+        }
+        Pin::new(&mut *io).poll_flush(cx)
+    }
+
+    /// Promises a flush when the task being polled yields; false outside a task (the caller
+    /// then flushes itself). Errors surface at the next call.
+    pub fn defer_flush(self: &Rc<Self>) -> bool {
+        if self.flush_pending.get() {
+            return true;
+        }
+        let deferred = crate::runtime::defer(self.clone());
+        self.flush_pending.set(deferred);
+        deferred
+    }
+
+    /// Flushes when the task being polled yields, or else now and, if the socket is full, from
+    /// a background flusher.
+    pub fn flush_soon(self: &Rc<Self>) {
+        if !self.defer_flush() {
+            self.flush_pending.set(true);
+            crate::runtime::Deferred::run(self.clone());
+        }
+    }
+
+    /// The next message, answering pings and the peer's close on the way.
+    /// `read` false: only what is buffered already (never touches the socket).
+    pub fn poll_message(self: &Rc<Self>, cx: &mut Context<'_>, read: bool) -> Poll<Result<Message, Error>> {
+        loop {
+            if let Some(m) = self.next_frame()? {
+                match &m {
+                    Message::Ping(p) if !self.sent_close.get() => {
+                        self.queue(OpCode::Control(Control::Pong), p)?;
+                        self.flush_soon();
+                    }
+                    Message::Close(c) if !self.sent_close.get() => {
+                        // Echo the code, as RFC 6455 §5.5.1 suggests; none for none.
+                        let payload = c.as_ref().map(|(code, _)| code.to_be_bytes().to_vec()).unwrap_or_default();
+                        self.queue(OpCode::Control(Control::Close), &payload)?;
+                    }
+                    _ => {}
+                }
+                return Poll::Ready(Ok(m));
+            }
+            if !read {
+                return Poll::Pending;
+            }
+            let mut rd = self.rd.borrow_mut();
+            let rd = &mut *rd;
+            if rd.pos == rd.buf.len() {
+                rd.buf.clear();
+                rd.pos = 0;
+            } else if rd.pos > 0 && rd.buf.capacity() - rd.buf.len() < READ_CHUNK / 2 {
+                rd.buf.drain(..rd.pos);
+                rd.pos = 0;
+            }
+            if rd.buf.capacity() - rd.buf.len() < READ_CHUNK / 2 {
+                rd.buf.reserve(READ_CHUNK);
+            }
+            let n = {
+                let spare = rd.buf.spare_capacity_mut();
+                let mut rb = ReadBuf::uninit(spare);
+                match Pin::new(&mut *self.io.borrow_mut()).poll_read(cx, &mut rb) {
+                    Poll::Ready(Ok(())) => rb.filled().len(),
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(Error::Io(e))),
+                    Poll::Pending => return Poll::Pending,
+                }
+            };
+            if n == 0 {
+                return Poll::Ready(Err(Error::Eof));
+            }
+            // SAFETY: `poll_read` initialised the first `n` spare bytes.
+            unsafe { rd.buf.set_len(rd.buf.len() + n) };
+        }
+    }
+
+    /// Decodes the next whole message from the buffer, if it holds one.
+    fn next_frame(&self) -> Result<Option<Message>, Error> {
+        let mut rd = self.rd.borrow_mut();
+        let rd = &mut *rd;
+        loop {
+            let avail = &rd.buf[rd.pos..];
+            let mut cur = Cursor::new(avail);
+            let Some((h, len)) = FrameHeader::parse(&mut cur).map_err(|e| Error::Protocol(e.to_string()))? else {
+                return Ok(None);
+            };
+            let head = cur.position() as usize;
+            let control = matches!(h.opcode, OpCode::Control(_));
+            if h.rsv2 || h.rsv3 {
+                return Err(Error::Protocol("reserved bits set in a frame".into()));
+            }
+            if h.rsv1 && (control || !self.deflate || h.opcode == OpCode::Data(Data::Continue)) {
+                return Err(Error::Protocol("RSV1 set without permessage-deflate".into()));
+            }
+            if self.client == h.mask.is_some() {
+                let who = if self.client { "masked frame from the server" } else { "unmasked frame from a client" };
+                return Err(Error::Protocol(who.into()));
+            }
+            if control && (!h.is_final || len > 125) {
+                return Err(Error::Protocol("control frame fragmented or over 125 bytes".into()));
+            }
+            if len.saturating_add(rd.frag.len() as u64) > self.max as u64 {
+                return Err(Error::TooBig(format!("message over max_message_size ({} bytes)", self.max)));
+            }
+            let total = head + len as usize;
+            if avail.len() < total {
+                rd.buf.reserve(total - avail.len());
+                return Ok(None);
+            }
+            let start = rd.pos + head;
+            rd.pos += total;
+            let payload = &mut rd.buf[start..start + len as usize];
+            if let Some(key) = h.mask {
+                mask(payload, key);
+            }
+            let payload = &rd.buf[start..start + len as usize];
+            let data = match h.opcode {
+                OpCode::Control(Control::Ping) => return Ok(Some(Message::Ping(payload.to_vec()))),
+                OpCode::Control(Control::Pong) => return Ok(Some(Message::Pong(payload.to_vec()))),
+                OpCode::Control(Control::Close) => {
+                    self.received_close.set(true);
+                    return close_frame(payload).map(Some);
+                }
+                OpCode::Control(Control::Reserved(_)) | OpCode::Data(Data::Reserved(_)) => {
+                    return Err(Error::Protocol("reserved opcode".into()))
+                }
+                OpCode::Data(Data::Continue) => {
+                    if rd.frag_kind.is_none() {
+                        return Err(Error::Protocol("continuation frame without a message".into()));
+                    }
+                    rd.frag.extend_from_slice(payload);
+                    if !h.is_final {
+                        continue;
+                    }
+                    std::mem::take(&mut rd.frag)
+                }
+                OpCode::Data(d) => {
+                    if rd.frag_kind.is_some() {
+                        return Err(Error::Protocol("new message inside a fragmented one".into()));
+                    }
+                    rd.frag_kind = Some((d == Data::Text, h.rsv1));
+                    if !h.is_final {
+                        rd.frag.extend_from_slice(payload);
+                        continue;
+                    }
+                    payload.to_vec()
+                }
+            };
+            let (text, compressed) = rd.frag_kind.take().expect("set above");
+            let data = if compressed {
+                let mut out = Vec::new();
+                let inflater = rd.inflater.as_mut().expect("deflate agreed");
+                match inflater.inflate(&data, self.max, &mut out) {
+                    Ok(()) => out,
+                    Err(InflateError::TooBig) => {
+                        return Err(Error::TooBig(format!(
+                            "message inflates to over max_message_size ({} bytes)",
+                            self.max
+                        )))
+                    }
+                    Err(InflateError::Corrupt(e)) => return Err(Error::Protocol(format!("bad compressed data: {e}"))),
+                }
+            } else {
+                data
+            };
+            if rd.frag.capacity() > MAX_QUEUED {
+                rd.frag = Vec::new();
+            }
+            if text {
+                if let Err(e) = std::str::from_utf8(&data) {
+                    return Err(Error::BadUtf8(format!("text is not valid UTF-8 ({e})")));
+                }
+                return Ok(Some(Message::Text(data)));
+            }
+            return Ok(Some(Message::Binary(data)));
+        }
+    }
+}
+
+fn close_frame(payload: &[u8]) -> Result<Message, Error> {
+    match payload.len() {
+        0 => Ok(Message::Close(None)),
+        1 => Err(Error::Protocol("close frame with a 1-byte payload".into())),
+        _ => {
+            let code = u16::from_be_bytes([payload[0], payload[1]]);
+            if !valid_close_code(code) {
+                return Err(Error::Protocol(format!("invalid close code {code}")));
+            }
+            let reason = std::str::from_utf8(&payload[2..])
+                .map_err(|_| Error::BadUtf8("close reason is not valid UTF-8".into()))?;
+            Ok(Message::Close(Some((code, reason.to_string()))))
+        }
+    }
+}
+
+impl crate::runtime::Deferred for Conn {
+    fn run(self: Rc<Self>) {
+        let waker = futures_util::task::noop_waker_ref();
+        match self.poll_flush(&mut Context::from_waker(waker)) {
+            Poll::Ready(_) => self.flush_pending.set(false),
+            Poll::Pending => {
+                // The socket is full: finish in the background.
+                tokio::task::spawn_local(async move {
+                    let _ = std::future::poll_fn(|cx| self.poll_flush(cx)).await;
+                    self.flush_pending.set(false);
+                });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn mask_matches_bytewise() {
+        let key = [1, 2, 3, 4];
+        for n in 0..40 {
+            let data: Vec<u8> = (0..n as u8).collect();
+            let mut fast = data.clone();
+            super::mask(&mut fast, key);
+            let slow: Vec<u8> = data.iter().enumerate().map(|(i, b)| b ^ key[i % 4]).collect();
+            assert_eq!(fast, slow);
+        }
+    }
+}
