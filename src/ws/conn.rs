@@ -101,8 +101,9 @@ pub struct Conn {
     flush_pending: Cell<bool>,
     /// We queued a close frame: no data may follow it.
     pub sent_close: Cell<bool>,
-    /// The peer's close frame arrived; with ours sent, the sending side is shut after the flush.
-    received_close: Cell<bool>,
+    /// The close handshake is over (or we failed the connection): once the queue is written the
+    /// TCP connection is ended, the server first as RFC 6455 §7.1.1 wants.
+    finished: Cell<bool>,
     shut: Cell<bool>,
 }
 
@@ -147,7 +148,7 @@ impl Conn {
             deflate: deflate.is_some(),
             flush_pending: Cell::new(false),
             sent_close: Cell::new(false),
-            received_close: Cell::new(false),
+            finished: Cell::new(false),
             shut: Cell::new(false),
         }
     }
@@ -219,13 +220,17 @@ impl Conn {
         if wr.buf.capacity() > MAX_QUEUED {
             wr.buf = Vec::new();
         }
-        if self.sent_close.get() && self.received_close.get() && !self.shut.get() {
-            // The close handshake is over: end the TCP connection (the server should go first).
+        if self.finished.get() && !self.shut.get() {
             if Pin::new(&mut *io).poll_shutdown(cx).is_ready() {
                 self.shut.set(true);
             }
         }
         Pin::new(&mut *io).poll_flush(cx)
+    }
+
+    /// Ends the TCP connection once what is queued is written (after failing the connection).
+    pub fn finish(&self) {
+        self.finished.set(true);
     }
 
     /// Promises a flush when the task being polled yields; false outside a task (the caller
@@ -343,7 +348,7 @@ impl Conn {
                 OpCode::Control(Control::Ping) => return Ok(Some(Message::Ping(payload.to_vec()))),
                 OpCode::Control(Control::Pong) => return Ok(Some(Message::Pong(payload.to_vec()))),
                 OpCode::Control(Control::Close) => {
-                    self.received_close.set(true);
+                    self.finished.set(true);
                     return close_frame(payload).map(Some);
                 }
                 OpCode::Control(Control::Reserved(_)) | OpCode::Data(Data::Reserved(_)) => {

@@ -143,10 +143,11 @@ impl Inner {
                 _ => b"protocol error",
             };
             let payload = [&code.to_be_bytes()[..], reason].concat();
-            if self.conn.queue(OpCode::Control(Control::Close), &payload).is_ok() {
-                self.conn.flush_soon();
-            }
+            let _ = self.conn.queue(OpCode::Control(Control::Close), &payload);
         }
+        // RFC 6455 §7.1.7: failing the connection ends it, without waiting for the peer.
+        self.conn.finish();
+        self.conn.flush_soon();
         NetError::new(kind, format!("recv from {}: {msg} (closed with {code})", self.peer))
     }
 

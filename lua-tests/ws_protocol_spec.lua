@@ -1,0 +1,332 @@
+-- WebSocket protocol details on 127.0.0.1: permessage-deflate (against net itself and Python's
+-- `websockets`, with a byte-counting proxy to see that compression really happens), frames a
+-- peer gets wrong (written by hand over net.tcp), fragmentation, and the server's upgrade.
+local helper = require("helper")
+local net = helper.net
+
+local s = helper.scope(3000)
+after_each(s.cleanup)
+
+local function echo_server(opts)
+  local server = s.track(net.ws.listen("127.0.0.1", 0, opts))
+  s.go(function()
+    while true do
+      local ok, conn = pcall(server.accept, server)
+      if not ok then return end
+      s.track(conn)
+      s.go(function()
+        conn:set_timeout(3000)
+        while true do
+          local ok2, msg = pcall(conn.recv, conn)
+          if not ok2 or msg == nil or msg.type == "close" then return end
+          if msg.type == "text" or msg.type == "binary" then conn:send(msg.data, msg.type) end
+        end
+      end)
+    end
+  end)
+  return server
+end
+
+-- A TCP proxy to `port` that counts the bytes going each way.
+local function counting_proxy(port)
+  local l = s.track(net.tcp.listen("127.0.0.1", 0))
+  local count = { up = 0, down = 0 }
+  local function pipe(from, to, key)
+    while true do
+      local ok, d = pcall(from.read, from, 65536)
+      if not ok or d == nil then pcall(to.shutdown, to, "write") return end
+      count[key] = count[key] + #d
+      to:write_all(d)
+    end
+  end
+  s.go(function()
+    local a = s.track(l:accept())
+    local b = s.track(net.tcp.connect("127.0.0.1", port))
+    s.go(pipe, a, b, "up")
+    pipe(b, a, "down")
+  end)
+  return l.port, count
+end
+
+local function client(port, opts)
+  opts = opts or {}
+  opts.timeout = opts.timeout or 3000
+  local ws = s.track(net.ws.connect("ws://127.0.0.1:" .. port .. "/", opts))
+  ws:set_timeout(3000)
+  return ws
+end
+
+describe("permessage-deflate", function()
+  it("is negotiated between net peers and shrinks what goes over the wire", function()
+    local server = echo_server()
+    local port, count = counting_proxy(server.port)
+    local ws = client(port)
+    assert.equal("permessage-deflate; server_no_context_takeover", ws.extensions)
+    local big = string.rep("net compresses repetitive JSON well. ", 30000) -- ~1.1 MB
+    ws:send(big)
+    assert.equal(big, ws:next())
+    for i = 1, 20 do -- many small messages with a kept context (client side)
+      local m = '{"seq":' .. i .. ',"text":"hello hello hello hello hello hello"}'
+      ws:send(m)
+      assert.equal(m, ws:next())
+    end
+    ws:close()
+    assert.is_true(count.up < #big / 20, "client -> server bytes: " .. count.up)
+    assert.is_true(count.down < #big / 20, "server -> client bytes: " .. count.down)
+  end)
+
+  it("is off with compress = false on either side", function()
+    local server = echo_server()
+    local port, count = counting_proxy(server.port)
+    local ws = client(port, { compress = false })
+    assert.is_nil(ws.extensions)
+    local big = string.rep("a", 100000)
+    ws:send(big)
+    assert.equal(big, ws:next())
+    ws:close()
+    assert.is_true(count.up > #big and count.down > #big)
+    local plain = echo_server({ compress = false })
+    assert.is_nil(client(plain.port).extensions)
+  end)
+
+  it("leaves incompressible and tiny messages intact", function()
+    local server = echo_server()
+    local ws = client(server.port)
+    local noise = {}
+    local x = 12345
+    for i = 1, 5000 do
+      x = (x * 1103515245 + 12345) % 2147483648
+      noise[i] = string.char(x % 256)
+    end
+    noise = table.concat(noise)
+    for _, m in ipairs({ noise, helper.ALL_BYTES, "", "x", noise }) do
+      ws:send(m, "binary")
+      assert.equal(m, ws:next())
+    end
+  end)
+
+  it("works with a Python websockets server (window bits 12) both ways", function()
+    local p = helper.python([[
+import asyncio, websockets
+async def echo(ws):
+    async for m in ws:
+        await ws.send(m)
+async def main():
+    async with websockets.serve(echo, "127.0.0.1", 0) as srv:
+        print(srv.sockets[0].getsockname()[1], flush=True)
+        await asyncio.sleep(20)
+asyncio.run(main())
+]])
+    finally(function() p:kill() end)
+    local port, count = counting_proxy(tonumber(p:wait_line()))
+    local ws = client(port)
+    assert.matches("^permessage%-deflate", ws.extensions)
+    assert.matches("client_max_window_bits=12", ws.extensions)
+    local big = string.rep("abcdefgh", 50000)
+    for _ = 1, 3 do
+      ws:send(big)
+      assert.equal(big, ws:next())
+      ws:send(helper.ALL_BYTES, "binary")
+      assert.equal(helper.ALL_BYTES, ws:next())
+    end
+    ws:close()
+    assert.is_true(count.up < #big and count.down < #big)
+  end)
+
+  it("serves a Python websockets client that compresses, and stops a decompression bomb with 1009", function()
+    local server = s.track(net.ws.listen("127.0.0.1", 0, { max_message_size = 100000 }))
+    local t = s.go(function()
+      local conn = s.track(server:accept())
+      conn:set_timeout(3000)
+      local ext = conn.extensions
+      local first = conn:next()
+      conn:send(first)
+      local ok, e = pcall(conn.recv, conn)
+      return ext, #first, ok, e, conn.closeCode
+    end)
+    local p = helper.python([[
+import asyncio, sys, websockets
+async def main():
+    async with websockets.connect("ws://127.0.0.1:%s/" % sys.argv[1], max_size=None) as ws:
+        await ws.send("z" * 90000)
+        print(len(await ws.recv()), flush=True)
+        await ws.send(b"\0" * 10_000_000)  # ~10 kB on the wire
+        try:
+            await asyncio.wait_for(ws.recv(), 3)
+        except websockets.ConnectionClosed as e:
+            print("closed", e.rcvd.code if e.rcvd else None, flush=True)
+asyncio.run(main())
+]], tostring(server.port))
+    finally(function() p:kill() end)
+    assert.equal("90000", p:wait_line())
+    local ext, n, ok, e, code = t:join()
+    assert.matches("^permessage%-deflate", ext)
+    assert.equal(90000, n)
+    assert.is_false(ok)
+    assert.matches("^limit: .*max_message_size", e)
+    assert.equal(1009, code)
+    p:wait(5)
+    assert.same({ "90000", "closed 1009" }, p:lines())
+  end)
+end)
+
+-- Frames written by hand: b0 is FIN/RSV/opcode; client frames carry the mask bit and key 0.
+local function frame(b0, payload, masked)
+  local len = #payload
+  local m = masked == false and 0 or 128
+  local head
+  if len < 126 then
+    head = string.char(b0, m + len)
+  else
+    head = string.char(b0, m + 126, math.floor(len / 256), len % 256)
+  end
+  return head .. (m == 128 and "\0\0\0\0" or "") .. payload
+end
+
+-- A raw TCP client that has done the upgrade by hand; returns it and the status line.
+local function raw_client(port, request)
+  local c = s.track(net.tcp.connect("127.0.0.1", port))
+  c:set_timeout(3000)
+  c:write_all(request or ("GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" ..
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"))
+  local status = c:read_line()
+  local headers = {}
+  while true do
+    local l = c:read_line()
+    if l == nil or l == "" then break end
+    headers[#headers + 1] = l
+  end
+  return c, status, headers
+end
+
+-- The next frame from the server: opcode byte, payload.
+local function read_frame(c)
+  local h = c:read_exact(2)
+  local len = h:byte(2) % 128
+  if len == 126 then
+    local e = c:read_exact(2)
+    len = e:byte(1) * 256 + e:byte(2)
+  end
+  return h:byte(1), len > 0 and c:read_exact(len) or ""
+end
+
+local function close_code(payload)
+  return payload:byte(1) * 256 + payload:byte(2)
+end
+
+describe("the WebSocket server", function()
+  -- A server whose accepted connection reports what its first recv gave.
+  local function one_conn()
+    local server = s.track(net.ws.listen("127.0.0.1", 0, { compress = false }))
+    local t = s.go(function()
+      local conn = s.track(server:accept())
+      conn:set_timeout(3000)
+      local got = {}
+      while true do
+        local ok, m = pcall(conn.recv, conn)
+        if not ok then
+          got[#got + 1] = m
+          return got, conn.closeCode
+        end
+        if m == nil then return got, conn.closeCode end
+        got[#got + 1] = m.type .. ":" .. (m.data or "")
+      end
+    end)
+    return server, t
+  end
+
+  it("answers the upgrade with the accept key RFC 6455 gives", function()
+    local server = one_conn()
+    local c, status, headers = raw_client(server.port)
+    assert.equal("HTTP/1.1 101 Switching Protocols", status)
+    local h = table.concat(headers, "\n")
+    assert.matches("Sec%-WebSocket%-Accept: s3pPLMBiTxaQ9kYGzzhZRbK%+xOo=", h)
+    c:write_all(frame(0x88, "\3\232"))
+  end)
+
+  it("puts fragments together and answers a ping between them", function()
+    local server, t = one_conn()
+    local c = raw_client(server.port)
+    c:write_all(frame(0x01, "Hel") .. frame(0x89, "mid") .. frame(0x80, "lo") .. frame(0x88, "\3\232"))
+    local op, payload = read_frame(c)
+    assert.equal(0x8A, op) -- pong
+    assert.equal("mid", payload)
+    op, payload = read_frame(c)
+    assert.equal(0x88, op)
+    assert.equal(1000, close_code(payload))
+    assert.is_nil(c:read()) -- the server ends the TCP connection after the close handshake
+    local got, code = t:join()
+    assert.same({ "ping:mid", "text:Hello", "close:" }, got)
+    assert.equal(1000, code)
+  end)
+
+  for _, case in ipairs({
+    { "an unmasked frame", frame(0x81, "hi", false) },
+    { "RSV1 without permessage-deflate", frame(0xC1, "hi") },
+    { "a reserved opcode", frame(0x83, "hi") },
+    { "a fragmented ping", frame(0x09, "hi") },
+    { "a continuation without a message", frame(0x80, "hi") },
+    { "a new message inside a fragmented one", frame(0x01, "a") .. frame(0x81, "b") },
+    { "a close code that is not allowed", frame(0x88, "\3\237") }, -- 1005
+  }) do
+    it("closes with 1002 on " .. case[1], function()
+      local server, t = one_conn()
+      local c = raw_client(server.port)
+      c:write_all(case[2])
+      local op, payload = read_frame(c)
+      assert.equal(0x88, op)
+      assert.equal(1002, close_code(payload))
+      local got, code = t:join()
+      assert.matches("^protocol: ", got[#got])
+      assert.equal(1002, code)
+    end)
+  end
+
+  it("closes with 1009 on a frame over max_message_size before reading it", function()
+    local server = s.track(net.ws.listen("127.0.0.1", 0, { max_message_size = 10 }))
+    local t = s.go(function()
+      local conn = s.track(server:accept())
+      conn:set_timeout(3000)
+      return pcall(conn.recv, conn)
+    end)
+    local c = raw_client(server.port)
+    c:write_all(frame(0x82, string.rep("x", 11)))
+    local op, payload = read_frame(c)
+    assert.equal(0x88, op)
+    assert.equal(1009, close_code(payload))
+    local ok, e = t:join()
+    assert.is_false(ok)
+    assert.matches("^limit: ", e)
+  end)
+
+  it("refuses requests that are not upgrades, with an HTTP status", function()
+    local server = one_conn()
+    local _, status = raw_client(server.port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert.equal("HTTP/1.1 400 Bad Request", status)
+    _, status = raw_client(server.port, "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" ..
+      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n\r\n")
+    assert.equal("HTTP/1.1 426 Upgrade Required", status)
+    _, status = raw_client(server.port, "POST / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert.equal("HTTP/1.1 405 Method Not Allowed", status)
+  end)
+
+  it("is not held up by a client that never finishes its upgrade", function()
+    local server = echo_server()
+    local silent = s.track(net.tcp.connect("127.0.0.1", server.port))
+    silent:write("GET / HTTP/1.1\r\n") -- and nothing more
+    local t0 = net.now()
+    local ws = client(server.port)
+    ws:send("next one")
+    assert.equal("next one", ws:next())
+    assert.is_true(net.now() - t0 < 1)
+  end)
+
+  it("raises closed: for set_timeout and local_addr after close", function()
+    local server = s.track(net.ws.listen("127.0.0.1", 0))
+    server:close()
+    helper.raises("^closed: ", server.set_timeout, server, 100)
+    helper.raises("^closed: ", server.local_addr, server)
+    helper.raises("^closed: ", server.accept, server)
+    server:close() -- harmless twice
+  end)
+end)
