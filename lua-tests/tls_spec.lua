@@ -49,6 +49,17 @@ describe("TLS client and server (net to net)", function()
     assert.equal("echo hello", exchange(c, "hello"))
   end)
 
+  it("verifies against a hashed ca_dir (openssl rehash), and not against an empty one", function()
+    local l = echo_server()
+    local cadir, empty = dir .. "/cadir", dir .. "/emptydir"
+    assert(os.execute("mkdir -p " .. cadir .. " " .. empty .. " && cp " .. pem("ca.pem") .. " " .. cadir ..
+      "/ && openssl rehash " .. cadir .. " >/dev/null 2>&1"))
+    local c = s.track(net.tcp.connect("localhost", l.port, { tls = { ca_dir = cadir }, timeout = 3000 }))
+    assert.equal("echo via dir", exchange(c, "via dir"))
+    helper.raises("^tls: certificate verify failed for localhost: ", net.tcp.connect, "localhost", l.port,
+      { tls = { ca_dir = empty }, timeout = 3000 })
+  end)
+
   it("verifies an IP address against the certificate's IP entry", function()
     local l = echo_server()
     local c = s.track(net.tcp.connect("127.0.0.1", l.port, { tls = CA, timeout = 3000 }))

@@ -6,7 +6,7 @@
 //! pure Rust, and unlike miniz_oxide it honours window sizes, which a peer may demand
 //! (`client_max_window_bits=12` from Python's `websockets`, for one).
 //!
-//! Memory: a deflate context with a 32 KiB window costs ~300 KiB. A server keeps none per
+//! Memory: a deflate context with a 32 KiB window costs ~260 KiB. A server keeps none per
 //! connection: it always answers `server_no_context_takeover` and compresses every message
 //! with one compressor per thread, reset after each message. A client (few connections, where
 //! the better ratio of a kept context matters) keeps its own unless the server says no. The
