@@ -33,7 +33,7 @@ pub const TOO_BIG: u16 = 1009;
 
 /// A send queues at most this much before it waits for the socket.
 const MAX_QUEUED: usize = 64 * 1024;
-/// Read in steps of this (and keep this much for an idle connection).
+/// Read in steps of this.
 const READ_CHUNK: usize = 4096;
 
 pub enum Message {
@@ -293,7 +293,14 @@ impl Conn {
                 match Pin::new(&mut *self.io.borrow_mut()).poll_read(cx, &mut rb) {
                     Poll::Ready(Ok(())) => rb.filled().len(),
                     Poll::Ready(Err(e)) => return Poll::Ready(Err(Error::Io(e))),
-                    Poll::Pending => return Poll::Pending,
+                    Poll::Pending => {
+                        // An idle connection keeps no read buffer: that is half of its memory.
+                        if rd.buf.len() == rd.pos {
+                            rd.buf = Vec::new();
+                            rd.pos = 0;
+                        }
+                        return Poll::Pending;
+                    }
                 }
             };
             if n == 0 {
