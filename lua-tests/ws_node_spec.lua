@@ -1,7 +1,7 @@
 -- WebSocket interop with node's `ws` package (lua-tests/node/ws_peer.js): a node server against
 -- net.ws.connect, and net.ws.listen against a node client, on 127.0.0.1. Each test starts its own
 -- node peer (killed after it) and runs bounded in time; every socket has a timeout.
--- node and `ws` come from ci/setup.sh (npm install --prefix lua-tests/node). Without them the file
+-- node and `ws` come from ci/setup.sh (npm ci --prefix lua-tests/node). Without them the file
 -- is skipped, except under CI (CI=true), where their absence is a failure.
 local helper = require("helper")
 local net = helper.net
