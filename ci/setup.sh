@@ -19,12 +19,17 @@ trap 'rc=$?; [ $rc -eq 0 ] || echo "ci/setup.sh: FAILED (exit $rc)" >&2' EXIT
 #   interpreters + dev headers (luarocks builds against them; LuaJIT's are in /usr/include/luajit-2.1),
 #   luarocks, busted (lua-busted ships it for 5.1..5.4, so it runs under luajit too),
 #   libssl-dev + pkg-config (openssl crate), gcc (linker for rustc), git, curl and openssl (test
-#   peers: curl, openssl s_server), python3 + pip + websockets (Python test peers).
+#   peers: curl, openssl s_server), python3 + pip + websockets (Python test peers), nodejs + npm
+#   (node test peers, below).
 PACKAGES=(
   lua5.4 liblua5.4-dev luajit libluajit-5.1-dev luarocks lua-busted
   libssl-dev pkg-config gcc libc6-dev git ca-certificates curl openssl
   python3 python3-pip python3-websockets
 )
+# node and npm (node WebSocket peers) only when missing as commands: a node from elsewhere (e.g.
+# NodeSource's nodejs, which ships npm itself and conflicts with Debian's npm) is fine as it is.
+command -v node >/dev/null 2>&1 || command -v nodejs >/dev/null 2>&1 || PACKAGES+=(nodejs)
+command -v npm >/dev/null 2>&1 || PACKAGES+=(npm)
 
 if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then
   echo "ci/setup.sh: not a Debian/Ubuntu system: install by hand: ${PACKAGES[*]}" >&2
@@ -58,6 +63,19 @@ if command -v python3 >/dev/null 2>&1; then
   fi
 else
   die "python3 not found"
+fi
+
+# node's `ws` package for the node peers (lua-tests/ws_node_spec.lua), from the npm registry at the
+# version lua-tests/node/package-lock.json pins, into lua-tests/node/node_modules (git-ignored).
+NODE_BIN="$(command -v node || command -v nodejs || true)"
+[ -n "$NODE_BIN" ] || die "node not found (apt-get install nodejs npm)"
+if (cd "$ROOT/lua-tests/node" && "$NODE_BIN" -e 'require("ws")' 2>/dev/null); then
+  echo "==> node $("$NODE_BIN" --version): ws $(cd "$ROOT/lua-tests/node" && "$NODE_BIN" -p 'require("ws/package.json").version') already installed"
+else
+  command -v npm >/dev/null 2>&1 || die "npm not found (apt-get install npm)"
+  echo "==> npm ci --prefix lua-tests/node (node's ws package)"
+  npm ci --prefix "$ROOT/lua-tests/node" --no-audit --no-fund --loglevel=error ||
+    die "could not install node's ws package into lua-tests/node"
 fi
 
 # Rust (not from apt: Debian's is too old for this crate's dependencies)

@@ -2,8 +2,9 @@
 -- promises. Each runs as a child process (its own loop), bounded by `timeout`.
 local helper = require("helper")
 
-local function run(name)
-  local cmd = ("timeout 20 %s examples/%s.lua 2>&1; echo \"exit=$?\""):format(helper.lua_bin(), name)
+local function run(name, ...)
+  local args = table.concat({ ... }, " ")
+  local cmd = ("timeout 20 %s examples/%s.lua %s 2>&1; echo \"exit=$?\""):format(helper.lua_bin(), name, args)
   local p = assert(io.popen(cmd))
   local out = p:read("*a")
   p:close()
@@ -38,4 +39,30 @@ describe("examples/", function()
       assert.is_falsy(out:find("task failed"), out)
     end)
   end
+end)
+
+-- Seed 000's WebSocket pair: the chat server (in the background, told to stop after 2 clients)
+-- and the JSON client, run twice against it.
+describe("examples/ws_chat_server.lua with examples/ws_json_client.lua", function()
+  it("serve two clients, each sending JSON and decoding the echoes", function()
+    local server = helper.spawn({ helper.lua_bin(), "examples/ws_chat_server.lua", "0", "2" }, { max_life = 30 })
+    finally(function() server:kill() end)
+    local port = server:wait_line():match("^Chat server on\t127%.0%.0%.1:(%d+)$")
+    assert.is_truthy(port, "the server's first line gives no port:\n" .. table.concat(server:lines(), "\n"))
+    for _, target in ipairs({ port, "ws://127.0.0.1:" .. port .. "/api" }) do
+      local code, out = run("ws_json_client", target)
+      assert.are.equal(0, code, out)
+      assert.are.equal(table.concat({
+        "subscribed to\tprices", "ACME\t12.5", "INITECH\t3.25", "UMBRELLA\t99", "closed with code\t1000",
+      }, "\n") .. "\n", (out:gsub("exit=0%s*$", "")))
+    end
+    assert.are.equal(0, server:wait(10), server:stderr())
+    local out = table.concat(server:lines(), "\n")
+    local _, clients = out:gsub("New client:\t127%.0%.0%.1:%d+", "")
+    local _, gone = out:gsub("Client disconnected:\t127%.0%.0%.1:%d+", "")
+    assert.are.equal(2, clients, out)
+    assert.are.equal(2, gone, out)
+    assert.is_truthy(out:find('] {"price":12.5,"symbol":"ACME"}', 1, true), out)
+    assert.is_truthy(out:find("served 2 clients, bye", 1, true), out)
+  end)
 end)
