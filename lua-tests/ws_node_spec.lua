@@ -92,16 +92,9 @@ local function wait_event(p, ev, timeout)
   error(("node printed no %q event; stdout:\n%s\nstderr:\n%s"):format(ev, table.concat(p:lines(), "\n"), p:stderr()), 2)
 end
 
--- node's `close` event, which ws emits once the TCP connection is closed. net does not close
--- the TCP connection by itself after the close handshake yet (see "known interop bugs" below),
--- so if the event does not come soon, `release()` drops the test's last reference to the net
--- websocket and the collector closes it.
-local function node_close(p, release)
-  local e = find_event(p, "close", 0.5)
-  if e then return e end
-  release()
-  collectgarbage()
-  collectgarbage()
+-- node's `close` event, which ws emits once the TCP connection is closed: net ends the TCP
+-- connection itself after the close handshake (RFC 6455 7.1.1), so it comes without any help.
+local function node_close(p)
   return wait_event(p, "close", 5)
 end
 
@@ -128,11 +121,6 @@ end
 -- The test body as a task bounded by BOUND seconds.
 local function bounded(fn)
   return function() helper.bounded(BOUND, fn) end
-end
-
--- A check that fails today because of a known bug in net: pending (with why) while it fails.
-local function known_bug(ok, why)
-  if not ok then pending("known interop bug: " .. why) end
 end
 
 -- 1 MiB of binary (every byte value, pseudo-random order) and 1 MiB of multi-byte UTF-8 text.
@@ -184,7 +172,20 @@ describe("net.ws.connect against a node ws server", function()
     assert.equal("close", ws:recv().type)
     assert.is_nil(ws:recv())
     assert.equal(1000, ws.closeCode)
-    assert.equal(1000, node_close(p, function() ws = nil end).code)
+    assert.equal(1000, node_close(p).code)
+  end))
+
+  it("compresses with node's permessage-deflate", bounded(function()
+    local p, url = node_server("echo", "deflate=1")
+    local ws = connect(url)
+    assert.matches("^permessage%-deflate", ws.extensions)
+    assert.matches("permessage%-deflate", wait_event(p, "open").extensions)
+    for _, m in ipairs({ BIG_TEXT, string.rep("tick ", 40), "x" }) do
+      ws:send(m)
+      assert.equal(m, ws:next())
+    end
+    ws:send(BIG_BINARY, "binary")
+    assert.equal(BIG_BINARY, ws:next())
   end))
 
   it("gets node's ping answered, and node answers net's ping", bounded(function()
@@ -205,7 +206,7 @@ describe("net.ws.connect against a node ws server", function()
     assert.same({ type = "close", code = 4001, reason = "net says bye", data = "net says bye" }, ws:recv()) -- node echoes
     assert.is_nil(ws:recv())
     assert.equal(4001, ws.closeCode)
-    local e = node_close(p, function() ws = nil end)
+    local e = node_close(p)
     assert.same({ 4001, "net says bye" }, { e.code, e.reason })
   end))
 
@@ -215,7 +216,7 @@ describe("net.ws.connect against a node ws server", function()
     assert.same({ type = "close", code = 4002, reason = "node says bye", data = "node says bye" }, ws:recv())
     assert.is_nil(ws:recv())
     assert.equal(4002, ws.closeCode)
-    assert.equal(4002, node_close(p, function() ws = nil end).code) -- net echoed the code
+    assert.equal(4002, node_close(p).code) -- net echoed the code
   end))
 
   it("reports 1005 for node's close without a code", bounded(function()
@@ -224,17 +225,17 @@ describe("net.ws.connect against a node ws server", function()
     assert.equal("close", ws:recv().type)
     assert.is_nil(ws:recv())
     assert.equal(1005, ws.closeCode)
-    assert.equal(1005, node_close(p, function() ws = nil end).code) -- net's reply had no code either
+    assert.equal(1005, node_close(p).code) -- net's reply had no code either
   end))
 
   it("reports 1006 when node terminates the connection", bounded(function()
     local p, url = node_server("terminate")
     local ws = connect(url)
     ws:send("now")
-    -- the connection ends without a close frame: recv ends (nil as documented, or an error today:
-    -- see "known interop bugs" below) and closeCode is 1006
+    -- the connection ends without a close frame: recv returns nil and closeCode is 1006
     local ok, m = pcall(ws.recv, ws)
-    if ok then assert.is_nil(m) else assert.is_string(m) end
+    assert.is_true(ok, m)
+    assert.is_nil(m)
     assert.equal(1006, ws.closeCode)
     assert.equal(1006, wait_event(p, "close").code)
   end))
@@ -254,7 +255,7 @@ describe("net.ws.connect against a node ws server", function()
     assert.is_false(ok)
     assert.matches("^limit: ", e)
     assert.equal(1009, ws.closeCode)
-    assert.equal(1009, node_close(p, function() ws = nil end).code)
+    assert.equal(1009, node_close(p).code)
   end))
 
   it("closes with 1007 when node sends text that is not UTF-8", bounded(function()
@@ -264,7 +265,7 @@ describe("net.ws.connect against a node ws server", function()
     assert.is_false(ok)
     assert.matches("^protocol: .*UTF%-8", e)
     assert.equal(1007, ws.closeCode)
-    assert.equal(1007, node_close(p, function() ws = nil end).code)
+    assert.equal(1007, node_close(p).code)
   end))
 end)
 
@@ -275,8 +276,18 @@ describe("net.ws.listen serving a node ws client", function()
     conn:close()
     assert.equal("close", conn:recv().type)
     assert.is_nil(conn:recv())
-    assert.equal(1000, node_close(p, function() conn = nil end).code)
+    assert.equal(1000, node_close(p).code)
     assert.equal(0, p:wait(5)) -- the node client saw the end and exited
+  end))
+
+  it("accepts the permessage-deflate that node's client offers", bounded(function()
+    local conn, p = net_server_with_node_client(nil, "send", "size=100000")
+    assert.equal("permessage-deflate; server_no_context_takeover", conn.extensions)
+    assert.matches("^permessage%-deflate", wait_event(p, "open").extensions)
+    local m = conn:recv()
+    assert.equal(100000, #m.data)
+    conn:send(m.data, m.type)
+    assert.equal(100000, wait_event(p, "message").len)
   end))
 
   it("gets node's ping answered, and node answers net's ping", bounded(function()
@@ -294,7 +305,7 @@ describe("net.ws.listen serving a node ws client", function()
     assert.equal(4003, conn.closeCode)
     assert.same({ type = "close", code = 4003, reason = "server says bye", data = "server says bye" }, conn:recv())
     assert.is_nil(conn:recv())
-    local e = node_close(p, function() conn = nil end)
+    local e = node_close(p)
     assert.same({ 4003, "server says bye" }, { e.code, e.reason })
   end))
 
@@ -303,7 +314,7 @@ describe("net.ws.listen serving a node ws client", function()
     assert.same({ type = "close", code = 4004, reason = "client says bye", data = "client says bye" }, conn:recv())
     assert.is_nil(conn:recv())
     assert.equal(4004, conn.closeCode)
-    assert.equal(4004, node_close(p, function() conn = nil end).code)
+    assert.equal(4004, node_close(p).code)
   end))
 
   it("reports 1005 for node's close without a code", bounded(function()
@@ -311,7 +322,7 @@ describe("net.ws.listen serving a node ws client", function()
     assert.equal("close", conn:recv().type)
     assert.is_nil(conn:recv())
     assert.equal(1005, conn.closeCode)
-    assert.equal(1005, node_close(p, function() conn = nil end).code)
+    assert.equal(1005, node_close(p).code)
   end))
 
   it("reports 1006 when node terminates the connection", bounded(function()
@@ -338,7 +349,7 @@ describe("net.ws.listen serving a node ws client", function()
     assert.is_false(ok)
     assert.matches("^limit: ", e)
     assert.equal(1009, conn.closeCode)
-    assert.equal(1009, node_close(p, function() conn = nil end).code)
+    assert.equal(1009, node_close(p).code)
   end))
 
   it("closes with 1007 when node sends text that is not UTF-8", bounded(function()
@@ -347,13 +358,13 @@ describe("net.ws.listen serving a node ws client", function()
     assert.is_false(ok)
     assert.matches("^protocol: .*UTF%-8", e)
     assert.equal(1007, conn.closeCode)
-    assert.equal(1007, node_close(p, function() conn = nil end).code)
+    assert.equal(1007, node_close(p).code)
   end))
 end)
 
--- What RFC 6455 asks and node's ws waits for, that net does not do yet. Each of these is pending
--- (with the reason) while net misbehaves, and passes once src/ws is fixed.
-describe("known interop bugs with node ws", function()
+-- What RFC 6455 asks and node's ws waits for: the TCP connection ends after the close
+-- handshake, pongs go out at once, a dropped connection is the end of recv, not an error.
+describe("closing and pings with node ws", function()
   it("net (client) closes the TCP connection once the close handshake is over", bounded(function()
     local p, url = node_server("echo")
     local ws = connect(url)
@@ -362,8 +373,7 @@ describe("known interop bugs with node ws", function()
     assert.is_nil(ws:recv())
     -- RFC 6455 5.5.1 / 7.1.1: after sending and receiving a close frame the endpoint MUST close
     -- the TCP connection; ws (the server here) waits for it up to 30 s before its `close` event
-    known_bug(find_event(p, "close", 2), "net keeps the TCP connection open after the close "
-      .. "handshake (until the websocket is collected): node's ws server emits `close` only then or after 30 s")
+    assert(find_event(p, "close", 2), "node saw no close within 2 s: net (client) kept the TCP connection open after the close handshake")
   end))
 
   it("net (server) closes the TCP connection once the close handshake is over", bounded(function()
@@ -372,8 +382,7 @@ describe("known interop bugs with node ws", function()
     assert.is_nil(conn:recv())
     -- RFC 6455 7.1.1: the server closes the TCP connection first; the ws client waits for it
     local ok = pcall(p.wait, p, 2)
-    known_bug(ok, "net's server keeps the TCP connection open after the close handshake (until "
-      .. "the websocket is collected): node's ws client waits 30 s for it")
+    assert(ok, "node's client did not exit within 2 s: net (server) kept the TCP connection open after the close handshake")
   end))
 
   it("net answers node's ping without waiting for the next call", bounded(function()
@@ -382,8 +391,7 @@ describe("known interop bugs with node ws", function()
     assert.same({ type = "ping", data = "hb" }, ws:recv())
     -- RFC 6455 5.5.2: the pong goes out "as soon as is practical"; a program that received the
     -- ping and now only waits (or only computes) must not hold it back
-    known_bug(find_event(p, "pong", 2), "the automatic pong is queued and only written by the "
-      .. "next recv/send/ping/close on that websocket")
+    assert(find_event(p, "pong", 2), "node got no pong within 2 s: the automatic pong was held back")
   end))
 
   it("recv returns nil, as documented, when node drops the connection without a close frame", bounded(function()
@@ -392,7 +400,6 @@ describe("known interop bugs with node ws", function()
     ws:send("now")
     local ok, m = pcall(ws.recv, ws)
     assert.equal(1006, ws.closeCode)
-    known_bug(ok and m == nil, "recv raises " .. tostring(m) .. " instead of returning nil "
-      .. "(docs/api.md: `recv()` ... or nil once the connection is over)")
+    assert(ok and m == nil, "recv raised " .. tostring(m) .. " instead of returning nil")
   end))
 end)

@@ -15,7 +15,8 @@
 //   send       send one message of size= bytes ("x" repeated; binary=1 for a binary one), then echo
 //   badutf8    send a text frame whose payload is not UTF-8 (ws does not check what it sends), then echo
 // Options: protocols=a,b (client: offered; server: accepted, its preference first),
-//          maxPayload=N (bytes; ws's default is 100 MiB).
+//          maxPayload=N (bytes; ws's default is 100 MiB), deflate=1 (server: accept
+//          permessage-deflate, off by default in ws; its client always offers it).
 'use strict';
 const WebSocket = require('ws');
 
@@ -36,7 +37,7 @@ function log(ev) {
 }
 
 function behave(ws) {
-  log({ ev: 'open', protocol: ws.protocol });
+  log({ ev: 'open', protocol: ws.protocol, extensions: ws.extensions });
   ws.on('message', (data, isBinary) => {
     log({ ev: 'message', binary: isBinary, len: data.length });
     if (mode === 'terminate') return ws.terminate();
@@ -65,6 +66,7 @@ if (role === 'server') {
     host: '127.0.0.1',
     port: 0,
     maxPayload,
+    perMessageDeflate: opt.deflate === '1' ? { threshold: 0 } : false,
     handleProtocols: (offered) => protocols.find((p) => offered.has(p)) || false,
   });
   wss.on('listening', () => log(wss.address().port));

@@ -120,7 +120,10 @@ impl Inner {
                 }
                 Ok(Message::Ping(_) | Message::Pong(_)) if data_only => {}
                 Ok(m) => return Poll::Ready(Ok(Some(m))),
+                // The peer went away without a close frame: the end of the stream, not an error
+                // (closeCode tells 1006), as seed 000 says of recv.
                 Err(conn::Error::Eof) => self.end(conn::ABNORMAL),
+                Err(conn::Error::Io(e)) if is_drop(&e) => self.end(conn::ABNORMAL),
                 Err(e) => return Poll::Ready(Err(self.fail(e))),
             }
         }
@@ -170,6 +173,11 @@ impl Inner {
         });
         r.await
     }
+}
+
+fn is_drop(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(e.kind(), ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof)
 }
 
 /// `{type = "text" | "binary" | "ping" | "pong" | "close", data =, code =, reason =}`
