@@ -341,7 +341,9 @@ impl Conn {
             }
             let total = head + len as usize;
             if avail.len() < total {
-                rd.buf.reserve(total - avail.len());
+                // Room for the rest, but not all at once on the word of a header: a peer that
+                // announces 16 MiB and sends nothing must not make us allocate 16 MiB.
+                rd.buf.reserve((total - avail.len()).min(MAX_QUEUED));
                 return Ok(None);
             }
             let start = rd.pos + head;
