@@ -7,26 +7,6 @@ local net = helper.net
 local s = helper.scope(3000)
 after_each(s.cleanup)
 
-local function echo_server(opts)
-  local server = s.track(net.ws.listen("127.0.0.1", 0, opts))
-  s.go(function()
-    while true do
-      local ok, conn = pcall(server.accept, server)
-      if not ok then return end
-      s.track(conn)
-      s.go(function()
-        conn:set_timeout(3000)
-        while true do
-          local ok2, msg = pcall(conn.recv, conn)
-          if not ok2 or msg == nil or msg.type == "close" then return end
-          if msg.type == "text" or msg.type == "binary" then conn:send(msg.data, msg.type) end
-        end
-      end)
-    end
-  end)
-  return server
-end
-
 -- A TCP proxy to `port` that counts the bytes going each way.
 local function counting_proxy(port)
   local l = s.track(net.tcp.listen("127.0.0.1", 0))
@@ -48,13 +28,7 @@ local function counting_proxy(port)
   return l.port, count
 end
 
-local function client(port, opts)
-  opts = opts or {}
-  opts.timeout = opts.timeout or 3000
-  local ws = s.track(net.ws.connect("ws://127.0.0.1:" .. port .. "/", opts))
-  ws:set_timeout(3000)
-  return ws
-end
+local echo_server, client = s.ws_echo, s.ws_connect
 
 describe("permessage-deflate", function()
   it("is negotiated between net peers and shrinks what goes over the wire", function()

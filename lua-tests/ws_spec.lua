@@ -6,32 +6,7 @@ local net = helper.net
 local s = helper.scope(3000)
 after_each(s.cleanup)
 
--- A net WebSocket echo server; returns it. Each connection echoes data messages until closed.
-local function echo_server(opts)
-  local server = s.track(net.ws.listen("127.0.0.1", 0, opts))
-  s.go(function()
-    while true do
-      local ok, conn = pcall(server.accept, server)
-      if not ok then return end
-      s.track(conn)
-      s.go(function()
-        conn:set_timeout(3000)
-        while true do
-          local ok2, msg = pcall(conn.recv, conn)
-          if not ok2 or msg == nil or msg.type == "close" then return end
-          if msg.type == "text" or msg.type == "binary" then conn:send(msg.data, msg.type) end
-        end
-      end)
-    end
-  end)
-  return server
-end
-
-local function client(port, opts)
-  local ws = s.track(net.ws.connect("ws://127.0.0.1:" .. port .. "/", opts or { timeout = 3000 }))
-  ws:set_timeout(3000)
-  return ws
-end
+local echo_server, client = s.ws_echo, s.ws_connect
 
 describe("net.ws with net on both ends", function()
   it("echoes text and binary (all 256 byte values) and reports types", function()

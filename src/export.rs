@@ -74,6 +74,16 @@ pub fn glue(lua: &Lua) -> LuaResult<mlua::AppDataRef<'_, Glue>> {
     lua.app_data_ref::<Glue>().ok_or_else(|| LuaError::runtime("net: module not initialised"))
 }
 
+/// The fast-path wrappers of `src/lua/stream.lua` (`method`, `method3`, `varargs`): a
+/// synchronous try first, the async twin only when it would wait.
+pub fn fast_paths(lua: &Lua) -> LuaResult<LuaTable> {
+    lua.load(include_str!("lua/stream.lua")).set_name("=net.stream").call((
+        fail_tag(),
+        pending_tag(),
+        Lua::poll_pending(),
+    ))
+}
+
 /// A Lua function backed by a synchronous Rust function.
 pub fn func<R, F>(lua: &Lua, name: &'static str, f: F) -> LuaResult<LuaFunction>
 where

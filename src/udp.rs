@@ -17,7 +17,7 @@ use tokio::net::UdpSocket;
 
 use crate::dns::{self, Family};
 use crate::error::{Kind, NResult, NetError};
-use crate::export::{self, fail_tag, func, pending_tag, raw_async, register_type, Args};
+use crate::export::{self, func, pending_tag, raw_async, register_type, Args};
 use crate::runtime::sched;
 use crate::tcp::{host_port, listen_addr};
 
@@ -307,11 +307,7 @@ fn multicast(args: &Args, join: bool) -> NResult<()> {
 }
 
 pub fn register(lua: &Lua, net: &LuaTable) -> LuaResult<()> {
-    let fast: LuaTable = lua.load(include_str!("lua/stream.lua")).set_name("=net.stream").call((
-        fail_tag(),
-        pending_tag(),
-        Lua::poll_pending(),
-    ))?;
+    let fast: LuaTable = crate::export::fast_paths(lua)?;
     let method3: LuaFunction = fast.get("method3")?;
     let method1: LuaFunction = fast.get("method")?;
     let varargs: LuaFunction = fast.get("varargs")?;

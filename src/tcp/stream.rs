@@ -19,7 +19,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
 
 use crate::error::{Kind, NResult, NetError};
-use crate::export::{fail_tag, func, pending_tag, raw_async, register_type, Args};
+use crate::export::{func, raw_async, register_type, Args};
 
 /// Smallest read a syscall is given room for.
 const READ_CHUNK: usize = 16 * 1024;
@@ -472,11 +472,7 @@ fn addr_parts(addr: &str) -> (String, Option<u16>) {
 
 /// Registers the stream type: fast-path methods, plain methods and Lune's fields.
 pub fn register(lua: &Lua) -> LuaResult<()> {
-    let fast: LuaTable = lua.load(include_str!("../lua/stream.lua")).set_name("=net.stream").call((
-        fail_tag(),
-        pending_tag(),
-        Lua::poll_pending(),
-    ))?;
+    let fast: LuaTable = crate::export::fast_paths(lua)?;
     let method: LuaFunction = fast.get("method")?;
     let methods = lua.create_table()?;
 

@@ -267,11 +267,7 @@ fn try_recv(lua: &Lua, a: Args, data_only: bool) -> LuaResult<LuaMultiValue> {
 }
 
 pub fn register(lua: &Lua) -> LuaResult<()> {
-    let fast: LuaTable = lua.load(include_str!("../lua/stream.lua")).set_name("=net.stream").call((
-        fail_tag(),
-        pending_tag(),
-        Lua::poll_pending(),
-    ))?;
+    let fast: LuaTable = crate::export::fast_paths(lua)?;
     let varargs: LuaFunction = fast.get("varargs")?;
     let methods = lua.create_table()?;
     for op in ["send", "ping", "pong"] {
