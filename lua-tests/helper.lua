@@ -7,6 +7,7 @@
 --   helper.python(src, ...)         start `python3 -u <src as a file> ...` as a background peer
 --   helper.lua(src, ...)            the same with this very interpreter (lua5.4 or luajit)
 --   helper.spawn(argv)              the same for any command (argv: array of strings)
+--   helper.python_ws_echo()         a Python `websockets` echo server -> peer, port
 --   helper.lua_bin()                path of the running interpreter
 --   helper.sleep(seconds)           net.sleep when available (keeps tasks and servers running)
 --
@@ -300,6 +301,23 @@ function helper.python(src, ...)
 end
 
 --- Start a second Lua process with this same interpreter (it inherits LUA_PATH/LUA_CPATH*).
+-- A Python `websockets` echo server on 127.0.0.1 (its defaults: permessage-deflate with window
+-- bits 12) -> the peer, its port. Kill the peer in `finally`.
+function helper.python_ws_echo()
+  local p = helper.python([[
+import asyncio, websockets
+async def echo(ws):
+    async for m in ws:
+        await ws.send(m)
+async def main():
+    async with websockets.serve(echo, "127.0.0.1", 0, max_size=None) as srv:
+        print(srv.sockets[0].getsockname()[1], flush=True)
+        await asyncio.sleep(60)
+asyncio.run(main())
+]])
+  return p, tonumber(p:wait_line())
+end
+
 function helper.lua(src, ...)
   local base = os.tmpname()
   local file = base .. '.lua'

@@ -80,20 +80,10 @@ describe("permessage-deflate", function()
   end)
 
   it("works with a Python websockets server (window bits 12) both ways", function()
-    local p = helper.python([[
-import asyncio, websockets
-async def echo(ws):
-    async for m in ws:
-        await ws.send(m)
-async def main():
-    async with websockets.serve(echo, "127.0.0.1", 0) as srv:
-        print(srv.sockets[0].getsockname()[1], flush=True)
-        await asyncio.sleep(20)
-asyncio.run(main())
-]])
+    local p, port = helper.python_ws_echo()
     finally(function() p:kill() end)
-    local port, count = counting_proxy(tonumber(p:wait_line()))
-    local ws = client(port)
+    local proxy, count = counting_proxy(port)
+    local ws = client(proxy)
     assert.matches("^permessage%-deflate", ws.extensions)
     assert.matches("client_max_window_bits=12", ws.extensions)
     local big = string.rep("abcdefgh", 50000)

@@ -168,19 +168,8 @@ end)
 
 describe("net.ws with Python websockets", function()
   it("connects to a Python websockets server", function()
-    local p = helper.python([[
-import asyncio, websockets
-async def echo(ws):
-    async for m in ws:
-        await ws.send(m)
-async def main():
-    async with websockets.serve(echo, "127.0.0.1", 0) as srv:
-        print(srv.sockets[0].getsockname()[1], flush=True)
-        await asyncio.sleep(20)
-asyncio.run(main())
-]])
+    local p, port = helper.python_ws_echo()
     finally(function() p:kill() end)
-    local port = tonumber(p:wait_line())
     local ws = client(port)
     ws:send("to python")
     assert.equal("to python", ws:next())
