@@ -6,10 +6,10 @@
 //! is here because tungstenite's own reader refuses compressed frames (RSV1).
 //!
 //! Reading and writing have separate state, each borrowed only inside one poll, so one task can
-//! wait in `recv` while another sends (Lune #66). Writes are queued in a buffer: from inside a
-//! task, a small send returns at once and the buffer is written when that task yields (or by a
-//! small background flusher if the socket is full), so an echo loop that handles sixteen queued
-//! messages writes them with one system call instead of sixteen.
+//! wait in `recv` while another sends (Lune #66). Writes go through a queue: a send from a task
+//! is written at once, unless more frames from the peer are already buffered, in which case it
+//! is written when the task yields (or by a small background flusher if the socket is full); an
+//! echo loop that answers sixteen queued messages thus writes once instead of sixteen times.
 
 use std::cell::{Cell, RefCell};
 use std::io::Cursor;
@@ -226,6 +226,23 @@ impl Conn {
             }
         }
         Pin::new(&mut *io).poll_flush(cx)
+    }
+
+    /// A whole frame is buffered already: the next read will not wait.
+    pub fn input_pending(&self) -> bool {
+        let rd = self.rd.borrow();
+        let avail = &rd.buf[rd.pos..];
+        let mut cur = Cursor::new(avail);
+        match FrameHeader::parse(&mut cur) {
+            Ok(Some((_, len))) => (avail.len() as u64).saturating_sub(cur.position()) >= len,
+            _ => false,
+        }
+    }
+
+    /// Writes what is queued if the socket takes it now; what it does not take is left to the
+    /// flush promised by `defer_flush`.
+    pub fn write_now(&self) {
+        let _ = self.poll_flush(&mut Context::from_waker(futures_util::task::noop_waker_ref()));
     }
 
     /// Ends the TCP connection once what is queued is written (after failing the connection).

@@ -154,8 +154,8 @@ impl Inner {
         NetError::new(kind, format!("recv from {}: {msg} (closed with {code})", self.peer))
     }
 
-    /// Queues a frame; true when the caller may return at once (the queue is written when the
-    /// task yields), false when it must wait for the queue to drain.
+    /// Queues a frame; true when the caller may return at once, false when it must wait for the
+    /// queue to drain.
     fn queue(&self, op: &'static str, opcode: OpCode, payload: &[u8]) -> NResult<bool> {
         if self.conn.sent_close.get() || self.ended.get() {
             return Err(NetError::closed(op, "websocket"));
@@ -164,7 +164,15 @@ impl Inner {
             conn::Error::Io(io) => self.io_error("send to", &io),
             other => NetError::new(Kind::Protocol, format!("send to {}: {other:?}", self.peer)),
         })?;
-        Ok(self.conn.queued() <= SEND_QUEUE && self.conn.defer_flush())
+        if self.conn.queued() > SEND_QUEUE || !self.conn.defer_flush() {
+            return Ok(false); // back-pressure, or outside a task: the caller waits for the write
+        }
+        // More messages are waiting to be read (and likely answered): write them all out together
+        // when the task yields. Otherwise this one goes now.
+        if !self.conn.input_pending() {
+            self.conn.write_now();
+        }
+        Ok(true)
     }
 
     async fn flush(&self) -> NResult<()> {
