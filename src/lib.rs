@@ -1,8 +1,10 @@
-//! `net`: TCP, UDP, DNS (and soon TLS, WebSocket, HTTP) for stock Lua 5.4 and LuaJIT.
+//! `net`: TCP, UDP, DNS, TLS and WebSocket (and soon HTTP) for stock Lua 5.4 and LuaJIT.
 //!
 //! `luaopen_net` assembles the module table from one area per file (design §6): the loop in
 //! `runtime/`, sockets in `tcp/`, `udp.rs`, `unix.rs`, names in `dns.rs`, utilities in `json.rs`
-//! and `url.rs`. `export.rs` is the glue that turns Rust functions into Lua functions.
+//! and `url.rs`, WebSocket in `ws/` with its Wippy facade in `lua/websocket.lua`. `export.rs` is
+//! the glue that turns Rust functions into Lua functions. `luaopen_net_websocket` is the second
+//! entry point of the same library, for `require("net.websocket")`.
 
 pub mod dns;
 pub mod error;
@@ -49,5 +51,30 @@ fn net(lua: &Lua) -> LuaResult<LuaTable> {
     json::register(lua, &net)?;
     url::register(lua, &net)?;
     ws::register(lua, &net)?;
+    net.set("websocket", websocket_facade(lua, &net)?)?;
     Ok(net)
+}
+
+/// The Wippy WebSocket facade (seed 003): thin Lua over `net.ws`, `net.spawn` and `net.channel`.
+/// It is built with the module so that `net.websocket` and `require("net.websocket")` are one
+/// table. The chunk also gets `duration_ms`, the core's own parser of timeouts (milliseconds or
+/// `"1m30s"`), so the facade reads durations exactly as every other `net` call does.
+fn websocket_facade(lua: &Lua, net: &LuaTable) -> LuaResult<LuaTable> {
+    let duration_ms = lua.create_function(|_, v: LuaValue| {
+        Ok(match export::timeout_value(&v) {
+            Ok(d) => (d.map(|d| d.as_secs_f64() * 1000.0), None),
+            Err(e) => (None, Some(e)),
+        })
+    })?;
+    lua.load(include_str!("lua/websocket.lua")).set_name("=net.websocket").call((net.clone(), duration_ms))
+}
+
+/// `require("net.websocket")`: Lua's all-in-one C loader finds `net.so` for the root name `net`
+/// and calls this. It goes through `require("net")` so that there is one `net` per Lua state
+/// (one loop, types registered once), whichever of the two is required first.
+#[mlua::lua_module(name = "net_websocket", skip_memory_check)]
+fn net_websocket(lua: &Lua) -> LuaResult<LuaTable> {
+    let require: LuaFunction = lua.globals().get("require")?;
+    let net: LuaTable = require.call("net")?;
+    net.get("websocket")
 }
