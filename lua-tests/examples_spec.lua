@@ -26,6 +26,7 @@ local expectations = {
   port_scan = { "scanned 50 ports on 127%.0%.0%.1, open: %d+ %d+\n" },
   framing = { "sent 2 numbers, got result = 3", "sent 6 numbers, got result = 21" },
   udp_discovery = { "found service%-1 at", "found service%-2 at", "2 services found" },
+  wippy_client = { "Received ping\nReceived:\tHello\nConnection closed\ndone\n" },
 }
 
 describe("examples/", function()
