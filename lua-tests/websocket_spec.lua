@@ -432,6 +432,40 @@ asyncio.run(main())
   end)
 end)
 
+describe("extension options", function()
+  it("max_message_size: a bigger message ends the connection with 1009", function()
+    local seen
+    local server = serve(function(conn)
+      conn:send(string.rep("a", 100))
+      conn:send(string.rep("b", 101))
+      seen = conn:recv()
+    end)
+    local c = connect(server.port, { max_message_size = 100 })
+    local got = drain(c:receive())
+    assert.same({ { type = "text", data = string.rep("a", 100) } }, got)
+    local ok, err = c:send("x")
+    assert.is_false(ok)
+    assert.matches("^limit: ", err)
+    helper.wait_until(3, function() return seen end)
+    assert.equal(1009, seen and seen.code)
+  end)
+
+  it("tls: wss:// verified against the given CA, refused without it", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir -p " .. dir .. " && bash lua-tests/fixtures/make-certs.sh " .. dir .. " >/dev/null"))
+    finally(function() os.execute("rm -rf " .. dir) end)
+    local server = serve(echo(), { tls = { cert = dir .. "/server.pem", key = dir .. "/server.key" } })
+    local wss = "wss://localhost:" .. server.port .. "/"
+    local c = s.track(assert(websocket.connect(wss, { tls = { ca_file = dir .. "/ca.pem" }, dial_timeout = 3000 })))
+    assert.is_true(c:send("secure"))
+    assert.same({ type = "text", data = "secure" }, (within(c:receive())))
+    local none, err = websocket.connect(wss, { dial_timeout = 3000 })
+    assert.is_nil(none)
+    assert.matches("^tls: certificate verify failed", err)
+  end)
+end)
+
 describe("client:close", function()
   it("sends code and reason, returns true, and is harmless twice", function()
     local seen = {}
@@ -440,6 +474,9 @@ describe("client:close", function()
     local ok, err = c:close(999)
     assert.is_false(ok)
     assert.matches("^bad argument #2 to 'close' %(out of range", err)
+    ok, err = c:close(1000, string.rep("r", 124))
+    assert.is_false(ok)
+    assert.matches("^bad argument #3 to 'close' %(close reason is at most 123 bytes", err)
     assert.is_true(c:send("still usable")) -- a refused close leaves the connection open
     assert.same({ type = "text", data = "still usable" }, (within(c:receive())))
     assert.is_true(c:close(websocket.CLOSE_CODES.GOING_AWAY, "bye"))
@@ -489,6 +526,30 @@ describe("client:close", function()
     local took = tonumber(out:match("^close server done run took ([%d.]+)$"))
     assert.is_number(took, out)
     assert.is_true(took < 0.5, out)
+  end)
+end)
+
+-- the <close> syntax is loaded at run time so LuaJIT can still parse this file
+;(_VERSION == "Lua 5.4" and describe or pending)("client <close> (Lua 5.4)", function()
+  it("closes the client at the end of the scope, with 1000, also when the scope fails", function()
+    local seen = {}
+    local server = serve(echo(seen))
+    local scoped = assert(load([[
+      local websocket, url = ...
+      local keep
+      local ok, err = pcall(function()
+        local c <close> = assert(websocket.connect(url, { dial_timeout = 3000 }))
+        keep = c
+        error("boom", 0) -- the error object must not be taken for a close code
+      end)
+      return keep, ok, err
+    ]], "=scoped"))
+    local c, ok, err = scoped(websocket, url(server.port))
+    assert.is_false(ok)
+    assert.equal("boom", err)
+    assert.matches(", closed}$", tostring(c))
+    helper.wait_until(3, function() return #seen == 1 end)
+    assert.equal(1000, seen[1] and seen[1].code)
   end)
 end)
 
