@@ -450,6 +450,19 @@ describe("extension options", function()
     assert.equal(1009, seen and seen.code)
   end)
 
+  it("compress: permessage-deflate is offered by default, and not with compress = false", function()
+    local ext = {}
+    local server = serve(function(conn) ext[#ext + 1] = conn.extensions or "none"; conn:recv() end)
+    connect(server.port)
+    connect(server.port, { compress = false })
+    helper.wait_until(3, function() return #ext == 2 end)
+    table.sort(ext) -- "none" < "permessage-deflate..."
+    assert.equal("none", ext[1])
+    assert.matches("^permessage%-deflate", ext[2])
+    helper.bad_argument(2, "websocket.connect", "option 'compress': boolean expected, got string",
+      websocket.connect, "ws://x/", { compress = "no" })
+  end)
+
   it("tls: wss:// verified against the given CA, refused without it", function()
     local dir = os.tmpname()
     os.remove(dir)

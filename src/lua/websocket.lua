@@ -73,6 +73,7 @@ local OPTION_TYPES = {
   pong_timeout = DURATION,
   tls = { boolean = true, table = true }, -- extension: passed to net.ws.connect (wss://)
   max_message_size = { number = true },   -- extension: passed to net.ws.connect
+  compress = { boolean = true },          -- extension: passed to net.ws.connect
 }
 local DURATIONS = { "dial_timeout", "read_timeout", "write_timeout", "ping_interval", "pong_timeout" }
 
@@ -270,6 +271,7 @@ function websocket.connect(url, opts)
     protocols = opts.protocols,
     tls = opts.tls,
     max_message_size = opts.max_message_size,
+    compress = opts.compress,
     timeout = dial,
   })
   if not ok then
