@@ -296,7 +296,7 @@ function websocket.connect(url, opts)
   if st.ping_interval then st.next_ping = t + st.ping_interval end
   st.reader = spawn(read_loop, st)
   if st.read_timeout or st.ping_interval then st.keeper = spawn(keep_loop, st) end
-  return setmetatable({ _state = st, subprotocol = ws.subprotocol }, Client)
+  return setmetatable({ _state = st, subprotocol = ws.subprotocol, extensions = ws.extensions }, Client)
 end
 
 return websocket
