@@ -117,8 +117,10 @@ if "idle" in tests:
             print(f"  {n:<16} {'n/a':>6}   target <= 8  (not measured)")
             continue
         lua = med(n, "idle", "lua_kib_per_conn")
+        mal = med(n, "idle", "malloc_kib_per_conn")
+        mals = "" if mal is None else f", malloc in use {mal:.2f}"
         print(f"  {n:<16} {v:6.1f}   target <= 8  {'MET' if v <= 8 else 'MISSED'}"
-              f"   (Lua heap {fmt(lua, 2)} KiB/conn, the rest {fmt(None if lua is None else v - lua, 1)} KiB outside it)")
+              f"   (Lua heap {fmt(lua, 2)} KiB/conn{mals}; RSS − Lua heap = {fmt(None if lua is None else v - lua, 1)})")
     for n in ("lua-http-luajit", "lua-http-5.4", "node-ws", "tungstenite", "tungstenite-4k"):
         v = med(n, "idle", "kib_per_conn")
         if v is not None:

@@ -8,7 +8,8 @@
 #         server CPU us per message.
 #   idle: ws-idle opens $IDLE_CONNS (1000) connections one after another and holds them; server
 #         RSS before and 2 s after they are all open -> KiB per connection; for net also the Lua
-#         heap (collectgarbage("count") after a full GC) per connection.
+#         heap (collectgarbage("count") after a full GC) per connection and, on LuaJIT, glibc
+#         malloc's in-use bytes per connection (the Rust side: net.so uses the system allocator).
 # Usage: bench/ws.sh [name ...]   (default: all; names: net-5.4 net-luajit lua-http-5.4
 #        lua-http-luajit node-ws tungstenite, and tungstenite-4k for the idle test only)
 # Env:   REPS (3; IDLE_REPS defaults to it), SECS (10), WARM (2), CONNS (50), SIZE (32),
@@ -54,7 +55,7 @@ skipped() { local s; for s in "${SKIP[@]}"; do [ "$s" = "$1" ] && return 0; done
 
 echo "ws.sh run $RUN_ID: echo ${CONNS}x${SIZE} B windows [$WINDOWS] ${SECS}s x$REPS (ECHO=$ECHO), idle $IDLE_CONNS conns x$IDLE_REPS (IDLE=$IDLE); server core $SERVER_CPU, load core $LOAD_CPU; raw -> $OUT"
 echo "versions: node $(node --version) ws $(node -p "require('$A/node/node_modules/ws/package.json').version"), lua-http $(dpkg-query -W -f='${Version}' lua-http 2>/dev/null), cqueues $(dpkg-query -W -f='${Version}' lua-cqueues 2>/dev/null)"
-printf 'name\ttest\trep\tmsgs_per_s\tsrv_us_per_msg\tsrv_cores\tcli_cores\tbg_cores\terrors\tconns\trss_base_kib\trss_conns_kib\tkib_per_conn\tconnect_s\tlua_kib_base\tlua_kib_conns\tlua_kib_per_conn\n' >"$TSV"
+printf 'name\ttest\trep\tmsgs_per_s\tsrv_us_per_msg\tsrv_cores\tcli_cores\tbg_cores\terrors\tconns\trss_base_kib\trss_conns_kib\tkib_per_conn\tconnect_s\tlua_kib_base\tlua_kib_conns\tlua_kib_per_conn\tmalloc_kib_base\tmalloc_kib_conns\tmalloc_kib_per_conn\n' >"$TSV"
 row() { local IFS=$'\t'; echo "$*" >>"$TSV"; }
 T0=$(date +%s)
 
@@ -84,7 +85,7 @@ for rep in $(seq 1 "$REPS"); do
 			us=$(awk -v s="$SRVS" -v m="${msgs:-0}" 'BEGIN{ if (m>0 && s != "NA") printf "%.2f", s*1e6/m; else print "NA" }')
 			echo "$n w$w rep$rep: msgs/s=${v:-FAIL} srv_us/msg=$us errors=$errs srv_cores=$srvc cli_cores=$cli bg=$BG"
 			[ -n "${v:-}" ] || { echo "  tool output: $(tail -3 "$out" | tr '\n' ' ')"; v=NA; }
-			row "$n" "echo-w$w" "$rep" "$v" "$us" "$srvc" "$cli" "$BG" "$errs" "$CONNS" NA NA NA NA NA NA NA
+			row "$n" "echo-w$w" "$rep" "$v" "$us" "$srvc" "$cli" "$BG" "$errs" "$CONNS" NA NA NA NA NA NA NA NA NA NA
 		done
 	done
 done
@@ -112,23 +113,24 @@ for rep in $(seq 1 "$IDLE_REPS"); do
 			start_server "$port" "$id" "$@" || { echo "$n idle rep$rep: server failed"; continue; }
 		fi
 		sleep 1
-		lb=NA; [ -z "$isnet" ] || lb=$(lua_stats "$stats" | kv lua_kib_after_gc)
+		lb=NA; mb=NA; [ -z "$isnet" ] || { line=$(lua_stats "$stats"); lb=$(echo " $line" | kv lua_kib_after_gc); mb=$(echo " $line" | kv malloc_inuse_kib); }
 		r0=$(rss "$SRV_PID")
 		out="$OUT/raw/$id.out"; t0=$(date +%s.%N)
 		timeout 120 taskset -c "$LOAD_CPU" "$BENCH/prio.sh" "$WSBIN/ws-idle" --url "ws://127.0.0.1:$port/" --conns "$IDLE_CONNS" --hold "$HOLD" >"$out" 2>&1 &
 		cpid=$!
 		for _ in $(seq 1 1200); do grep -q CONNECTED "$out" && break; kill -0 "$cpid" 2>/dev/null || break; sleep 0.1; done
 		t1=$(date +%s.%N); sleep 2; r1=$(rss "$SRV_PID")
-		lc=NA; lconns=; [ -z "$isnet" ] || { line=$(lua_stats "$stats"); lc=$(echo " $line" | kv lua_kib_after_gc); lconns=$(echo " $line" | kv conns); }
+		lc=NA; mc=NA; lconns=; [ -z "$isnet" ] || { line=$(lua_stats "$stats"); lc=$(echo " $line" | kv lua_kib_after_gc); mc=$(echo " $line" | kv malloc_inuse_kib); lconns=$(echo " $line" | kv conns); }
 		wait "$cpid"; stop_server
 		ok=$(awk '/CONNECTED/{print $2}' "$out"); ok=${ok:-0}
 		failed=$(sed -n 's/.*failed=\([0-9]*\).*/\1/p' "$out"); errs=${failed:-?}
 		[ -z "$SRV_RC" ] || errs="$errs+server-died(rc=$SRV_RC)"
 		per=$(awk -v a="$r0" -v b="$r1" -v n="$ok" 'BEGIN{ if (n>0 && a != "" && b != "") printf "%.2f", (b-a)/n; else print "NA"}')
 		ct=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f", b-a}')
-		lper=NA; [ -z "$isnet" ] || lper=$(awk -v a="${lb:-x}" -v b="${lc:-x}" -v n="$ok" 'BEGIN{ if (n>0 && a+0>0 && b+0>0) printf "%.2f", (b-a)/n; else print "NA"}')
-		echo "$n idle rep$rep: connected=$ok rss_base=${r0}KiB rss_$IDLE_CONNS=${r1}KiB per_conn=${per}KiB connect_time=${ct}s errors=$errs${isnet:+ lua_heap=${lb}->${lc}KiB (${lper} KiB/conn, conns seen by Lua=${lconns:-?})}"
-		row "$n" idle "$rep" NA NA NA NA NA "$errs" "$ok" "${r0:-NA}" "${r1:-NA}" "$per" "$ct" "${lb:-NA}" "${lc:-NA}" "$lper"
+		perconn() { awk -v a="${1:-x}" -v b="${2:-x}" -v n="$ok" 'BEGIN{ if (n>0 && a+0>0 && b+0>0) printf "%.2f", (b-a)/n; else print "NA"}'; }
+		lper=$(perconn "$lb" "$lc"); mper=$(perconn "$mb" "$mc")
+		echo "$n idle rep$rep: connected=$ok rss_base=${r0}KiB rss_$IDLE_CONNS=${r1}KiB per_conn=${per}KiB connect_time=${ct}s errors=$errs${isnet:+ lua_heap=${lb}->${lc}KiB (${lper} KiB/conn, conns seen by Lua=${lconns:-?}) malloc_inuse=${mb:-NA}->${mc:-NA}KiB (${mper} KiB/conn)}"
+		row "$n" idle "$rep" NA NA NA NA NA "$errs" "$ok" "${r0:-NA}" "${r1:-NA}" "$per" "$ct" "${lb:-NA}" "${lc:-NA}" "$lper" "${mb:-NA}" "${mc:-NA}" "$mper"
 	done
 done
 fi

@@ -28,8 +28,24 @@ end)
 
 -- Not part of the echo server: bench/ws.sh's idle-memory test sets NET_WS_STATS=FILE and, once it
 -- has read the process's RSS, creates FILE.go; this task then writes the Lua heap size
--- (collectgarbage("count"), before and after a full collection) and the open connections to FILE.
+-- (collectgarbage("count"), before and after a full collection) and the open connections to FILE,
+-- and on LuaJIT (whose GC heap is its own allocator, not malloc) glibc's malloc in-use and free
+-- bytes (mallinfo2): the Rust side of net, since net.so uses the system allocator.
 local stats = os.getenv("NET_WS_STATS")
+local malloc_kib = function() return "" end
+if stats and jit then
+  local ok, ffi = pcall(require, "ffi")
+  if ok and pcall(ffi.cdef, [[
+    struct net_bench_mallinfo2 { size_t arena, ordblks, smblks, hblks, hblkhd, usmblks, fsmblks,
+      uordblks, fordblks, keepcost; };
+    struct net_bench_mallinfo2 mallinfo2(void);]]) and pcall(function() return ffi.C.mallinfo2 end) then
+    malloc_kib = function()
+      local m = ffi.C.mallinfo2()
+      return (" malloc_inuse_kib=%.1f malloc_free_kib=%.1f"):format(
+        tonumber(m.uordblks + m.hblkhd) / 1024, tonumber(m.fordblks) / 1024)
+    end
+  end
+end
 if stats then
   net.spawn(function()
     while true do
@@ -41,7 +57,8 @@ if stats then
         local before = collectgarbage("count")
         collectgarbage("collect")
         local f = assert(io.open(stats, "w"))
-        f:write(("lua_kib=%.1f lua_kib_after_gc=%.1f conns=%d\n"):format(before, collectgarbage("count"), conns))
+        f:write(("lua_kib=%.1f lua_kib_after_gc=%.1f conns=%d%s\n"):format(
+          before, collectgarbage("count"), conns, malloc_kib()))
         f:close()
       end
     end
