@@ -30,12 +30,13 @@ snapshot_net() {
 	find "$OUT" -maxdepth 1 -name 'net-*' -mtime +1 -exec rm -rf {} + 2>/dev/null # old snapshots
 }
 
-# net_ok LUA : does this flavour's net.so load and have net.tcp.listen?
+# net_ok LUA [MOD=tcp] : does this flavour's net.so load and have net.MOD.listen?
 net_ok() {
 	timeout 10 "$1" -e 'local ok, net = pcall(require, "net")
+		local m = "'"${2:-tcp}"'"
 		if not ok then io.stderr:write(tostring(net), "\n") os.exit(1) end
-		if not (type(net.tcp) == "table" and net.tcp.listen) then
-			io.stderr:write("net.tcp.listen missing\n") os.exit(1) end' 2>"$OUT/net_ok.$1.log"
+		if not (type(net[m]) == "table" and net[m].listen) then
+			io.stderr:write("net." .. m .. ".listen missing\n") os.exit(1) end' 2>"$OUT/net_ok.$1.log"
 }
 
 wait_port() { # bounded: 10 s
