@@ -285,6 +285,33 @@ describe("the WebSocket server", function()
     assert.is_true(net.now() - t0 < 1)
   end)
 
+  it("answers a ping on the main thread while its send queue is stuck, and catches up later", function()
+    local server = s.track(net.ws.listen("127.0.0.1", 0, { compress = false }))
+    local go = net.channel()
+    local t = s.go(function()
+      local conn = s.track(server:accept())
+      conn:set_timeout(5000)
+      conn:ping("are you there")
+      go:receive() -- read nothing until the client's send has timed out
+      local big = conn:recv()
+      local pong = conn:recv()
+      conn:send("done")
+      return #big.data, pong.type, pong.data
+    end)
+    local ws = client(server.port, { compress = false })
+    ws:set_timeout(300)
+    local big = string.rep("x", 8 * 1024 * 1024)
+    helper.raises("^timeout: ", ws.send, ws, big, "binary") -- the socket is full; the rest stays queued
+    ws:set_timeout(5000)
+    assert.same({ type = "ping", data = "are you there" }, ws:recv()) -- its pong queues behind
+    go:send(true)
+    assert.same({ type = "text", data = "done" }, ws:recv()) -- waiting wrote the queue out
+    local n, kind, data = t:join()
+    assert.equal(#big, n)
+    assert.equal("pong", kind)
+    assert.equal("are you there", data)
+  end)
+
   it("raises closed: for set_timeout and local_addr after close", function()
     local server = s.track(net.ws.listen("127.0.0.1", 0))
     server:close()

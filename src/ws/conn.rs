@@ -261,18 +261,22 @@ impl Conn {
         deferred
     }
 
-    /// Flushes when the task being polled yields, or else now and, if the socket is full, from
-    /// a background flusher.
+    /// Flushes when the task being polled yields, or else now as far as the socket takes it;
+    /// the rest is written by the next call that waits on this connection (`poll_message` and
+    /// the send paths flush with their own waker).
     pub fn flush_soon(self: &Rc<Self>) {
         if !self.defer_flush() {
-            self.flush_pending.set(true);
-            crate::runtime::Deferred::run(self.clone());
+            self.write_now();
         }
     }
 
     /// The next message, answering pings and the peer's close on the way.
     /// `read` false: only what is buffered already (never touches the socket).
     pub fn poll_message(self: &Rc<Self>, cx: &mut Context<'_>, read: bool) -> Poll<Result<Message, Error>> {
+        if read && !self.flush_pending.get() && self.queued() > 0 {
+            // A pong or close reply queued outside a task: write it while we wait anyway.
+            let _ = self.poll_flush(cx);
+        }
         loop {
             if let Some(m) = self.next_frame()? {
                 match &m {
@@ -449,6 +453,8 @@ fn close_frame(payload: &[u8]) -> Result<Message, Error> {
     }
 }
 
+/// Run by the runtime when the task that queued yields (so inside the loop's `LocalSet`, where
+/// a background flusher can be spawned).
 impl crate::runtime::Deferred for Conn {
     fn run(self: Rc<Self>) {
         let waker = futures_util::task::noop_waker_ref();
