@@ -59,6 +59,16 @@ pub enum Error {
     Eof,
 }
 
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::Protocol(m) | Error::TooBig(m) | Error::BadUtf8(m) => f.write_str(m),
+            Error::Io(e) => write!(f, "{e}"),
+            Error::Eof => f.write_str("the connection ended without a close frame"),
+        }
+    }
+}
+
 impl Error {
     pub fn code(&self) -> u16 {
         match self {

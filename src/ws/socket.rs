@@ -162,7 +162,7 @@ impl Inner {
         }
         self.conn.queue(opcode, payload).map_err(|e| match e {
             conn::Error::Io(io) => self.io_error("send to", &io),
-            other => NetError::new(Kind::Protocol, format!("send to {}: {other:?}", self.peer)),
+            other => NetError::new(Kind::Protocol, format!("send to {}: {other}", self.peer)),
         })?;
         if self.conn.queued() > SEND_QUEUE || !self.conn.defer_flush() {
             return Ok(false); // back-pressure, or outside a task: the caller waits for the write
