@@ -21,7 +21,8 @@
 --   helper.wait_until(seconds, cond[, step])  drive the loop until cond() is truthy or time is up
 --   helper.child(src[, seconds])    run src in a fresh interpreter -> exit code, stdout, stderr
 --   helper.scope(timeout_ms)        tasks/sockets/paths of one spec file, cleaned up after each test
---                                   (s.go, s.track, s.listen, s.connect, s.bind, s.ws_echo, s.ws_connect)
+--                                   (s.go, s.track, s.listen, s.connect, s.bind, s.ws_serve, s.ws_echo,
+--                                   s.ws_connect)
 --
 -- A peer handle p: p.pid, p:wait_line([timeout=10]) -> first line the peer printed on stdout (errors
 -- with the peer's stderr if none came in time or it exited), p:lines() -> all stdout lines so far,
@@ -217,26 +218,30 @@ function helper.scope(timeout)
     u:set_timeout(timeout)
     return u
   end
-  -- A net WebSocket echo server (net.ws.listen opts): each connection sends every data message
-  -- back with its type until it is closed.
-  function s.ws_echo(opts)
+  -- A net WebSocket server (net.ws.listen opts) running handler(conn) as a task per connection
+  -- (conn's timeout set to the scope's). Returns the server.
+  function s.ws_serve(opts, handler)
     local server = s.track(net.ws.listen('127.0.0.1', 0, opts))
     s.go(function()
       while true do
         local ok, conn = pcall(server.accept, server)
         if not ok then return end
         s.track(conn)
-        s.go(function()
-          conn:set_timeout(timeout)
-          while true do
-            local ok2, msg = pcall(conn.recv, conn)
-            if not ok2 or msg == nil or msg.type == 'close' then return end
-            if msg.type == 'text' or msg.type == 'binary' then conn:send(msg.data, msg.type) end
-          end
-        end)
+        conn:set_timeout(timeout)
+        s.go(handler, conn)
       end
     end)
     return server
+  end
+  -- A WebSocket echo server: every data message goes back with its type until the peer closes.
+  function s.ws_echo(opts)
+    return s.ws_serve(opts, function(conn)
+      while true do
+        local ok, msg = pcall(conn.recv, conn)
+        if not ok or msg == nil or msg.type == 'close' then return end
+        if msg.type == 'text' or msg.type == 'binary' then conn:send(msg.data, msg.type) end
+      end
+    end)
   end
   -- A WebSocket client of ws://127.0.0.1:port/ (net.ws.connect opts; timeout defaults to the scope's).
   function s.ws_connect(port, opts)

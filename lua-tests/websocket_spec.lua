@@ -28,17 +28,7 @@ end
 
 -- A net WebSocket server; each connection runs handler(conn) as a task. Returns the server.
 local function serve(handler, opts)
-  local server = s.track(net.ws.listen("127.0.0.1", 0, opts))
-  s.go(function()
-    while true do
-      local ok, conn = pcall(server.accept, server)
-      if not ok then return end
-      s.track(conn)
-      conn:set_timeout(3000)
-      s.go(handler, conn)
-    end
-  end)
-  return server
+  return s.ws_serve(opts, handler)
 end
 
 -- Echoes text and binary; records every message the server saw in `seen` (if given).
