@@ -312,6 +312,29 @@ describe("the WebSocket server", function()
     assert.equal("are you there", data)
   end)
 
+  it("wakes a task that waits without a timeout (parked on the socket) for every kind of frame", function()
+    local server = s.track(net.ws.listen("127.0.0.1", 0))
+    local got, code = {}, nil
+    s.go(function()
+      local conn = s.track(server:accept()) -- no set_timeout: recv parks on the socket's readiness
+      while true do
+        local m = conn:recv()
+        if m == nil then code = conn.closeCode return end
+        got[#got + 1] = m.type .. ":" .. #(m.data or "")
+      end
+    end)
+    local ws = client(server.port)
+    ws:send("one")
+    helper.wait_until(3, function() return #got == 1 end)
+    ws:ping("p")
+    ws:send(string.rep("z", 300000)) -- many reads, each a wake-up
+    ws:close(4000, "bye")
+    while ws:recv() do end
+    helper.wait_until(3, function() return code ~= nil end)
+    assert.same({ "text:3", "ping:1", "text:300000", "close:3" }, got)
+    assert.equal(4000, code)
+  end)
+
   it("raises closed: for set_timeout and local_addr after close", function()
     local server = s.track(net.ws.listen("127.0.0.1", 0))
     server:close()

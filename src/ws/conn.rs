@@ -255,6 +255,20 @@ impl Conn {
         let _ = self.poll_flush(&mut Context::from_waker(futures_util::task::noop_waker_ref()));
     }
 
+    /// Ready when a read could make progress: a whole frame is buffered, or the socket is
+    /// readable (always "ready" over TLS, whose readiness is not the socket's).
+    pub fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.input_pending() {
+            return Poll::Ready(());
+        }
+        let r = match &*self.io.borrow() {
+            Transport::Tcp(s) => s.poll_read_ready(cx),
+            Transport::Unix(s) => s.poll_read_ready(cx),
+            Transport::Tls(_) => Poll::Ready(Ok(())),
+        };
+        r.map(|_| ())
+    }
+
     /// Ends the TCP connection once what is queued is written (after failing the connection).
     pub fn finish(&self) {
         self.finished.set(true);

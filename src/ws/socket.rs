@@ -70,6 +70,12 @@ impl WebSocket {
     }
 }
 
+impl crate::runtime::Parkable for Inner {
+    fn poll_ready(&self, cx: &mut Context<'_>, _write: bool) -> Poll<()> {
+        self.conn.poll_read_ready(cx)
+    }
+}
+
 fn this(a: &Args) -> NResult<Rc<Inner>> {
     Ok(a.this::<WebSocket>("websocket")?.0.clone())
 }
@@ -287,6 +293,16 @@ pub fn register(lua: &Lua) -> LuaResult<()> {
         })?;
         methods.set(op, varargs.call::<LuaFunction>((t, w))?)?;
     }
+    // A task waiting for a message parks on the socket's readiness (cheap) rather than making an
+    // async call; with a timeout, or over TLS (whose readiness is not the socket's), it cannot.
+    let method: LuaFunction = fast.get("method")?;
+    let park = lua.create_function(|lua, ud: LuaAnyUserData| {
+        let ws = ud.borrow::<WebSocket>()?.0.clone();
+        if ws.tls || ws.timeout.get().is_some() {
+            return Ok(false);
+        }
+        Ok(crate::runtime::park_here(lua.current_thread().to_pointer(), ws, false))
+    })?;
     for (op, data_only) in [("recv", false), ("next", true)] {
         let t = lua.create_function(move |lua, a: LuaMultiValue| try_recv(lua, Args::new(op, a), data_only))?;
         let w = raw_async(lua, op, move |lua, a| {
@@ -301,7 +317,7 @@ pub fn register(lua: &Lua) -> LuaResult<()> {
                 })
             })
         })?;
-        methods.set(op, varargs.call::<LuaFunction>((t, w))?)?;
+        methods.set(op, method.call::<LuaFunction>((t, w, park.clone()))?)?;
     }
     methods.set(
         "close",
