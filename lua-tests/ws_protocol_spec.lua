@@ -335,6 +335,63 @@ describe("the WebSocket server", function()
     assert.equal(4000, code)
   end)
 
+  it("closes its sockets when connections end, not when the collector gets to them", function()
+    local f = assert(io.open("/proc/self/stat"))
+    local pid = f:read("*l"):match("^(%d+)")
+    f:close()
+    local function fds()
+      local p = io.popen("ls /proc/" .. pid .. "/fd | wc -l")
+      local n = tonumber(p:read("*l"))
+      p:close()
+      return n
+    end
+    local server = echo_server()
+    -- a Python server that upgrades each connection, reads a little and hangs up without a close frame
+    local p = helper.python([[
+import base64, hashlib, socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen(64)
+print(s.getsockname()[1], flush=True)
+while True:
+    c, _ = s.accept()
+    req = b""
+    while b"\r\n\r\n" not in req:
+        req += c.recv(4096)
+    key = [l.split(b":", 1)[1].strip() for l in req.split(b"\r\n") if l.lower().startswith(b"sec-websocket-key")][0]
+    acc = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+    c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+              b"Sec-WebSocket-Accept: " + acc + b"\r\n\r\n")
+    c.recv(100)
+    c.close()
+]])
+    finally(function() p:kill() end)
+    local dropper = tonumber(p:wait_line())
+    local keep = {} -- every websocket stays referenced: only their own ending may close the sockets
+    collectgarbage("stop")
+    local ok, e = pcall(function()
+      local before = fds()
+      for i = 1, 20 do
+        local ws = client(server.port) -- closed by us: the close handshake
+        keep[#keep + 1] = ws
+        ws:send("x")
+        assert.equal("x", ws:next())
+        ws:close()
+        assert.equal("close", ws:recv().type)
+        assert.is_nil(ws:recv())
+        local gone = client(dropper) -- the peer drops the connection without a close frame
+        keep[#keep + 1] = gone
+        gone:send("bye")
+        gone:set_timeout(3000)
+        assert.equal(1006, (function() while gone:recv() do end return gone.closeCode end)())
+      end
+      helper.wait_until(3, function() return fds() <= before + 3 end)
+      assert.is_true(fds() <= before + 3, ("%d sockets before, %d after"):format(before, fds()))
+    end)
+    collectgarbage("restart")
+    assert(ok, e)
+  end)
+
   it("raises closed: for set_timeout and local_addr after close", function()
     local server = s.track(net.ws.listen("127.0.0.1", 0))
     server:close()

@@ -100,7 +100,8 @@ struct Writer {
 }
 
 pub struct Conn {
-    io: RefCell<Transport>,
+    /// None once the connection is over and released (the socket is closed then, not at GC).
+    io: RefCell<Option<Transport>>,
     rd: RefCell<Reader>,
     wr: RefCell<Writer>,
     /// Client side: frames we send are masked, frames we get must not be.
@@ -114,7 +115,6 @@ pub struct Conn {
     /// The close handshake is over (or we failed the connection): once the queue is written the
     /// TCP connection is ended, the server first as RFC 6455 §7.1.1 wants.
     finished: Cell<bool>,
-    shut: Cell<bool>,
 }
 
 thread_local! {
@@ -144,7 +144,7 @@ fn valid_close_code(code: u16) -> bool {
 impl Conn {
     pub fn new(io: Transport, client: bool, max: usize, deflate: Option<Params>, leftover: Vec<u8>) -> Self {
         Conn {
-            io: RefCell::new(io),
+            io: RefCell::new(Some(io)),
             rd: RefCell::new(Reader {
                 buf: leftover,
                 pos: 0,
@@ -159,7 +159,6 @@ impl Conn {
             flush_pending: Cell::new(false),
             sent_close: Cell::new(false),
             finished: Cell::new(false),
-            shut: Cell::new(false),
         }
     }
 
@@ -213,8 +212,13 @@ impl Conn {
             return Poll::Ready(Err(kind.into()));
         }
         let mut io = self.io.borrow_mut();
+        let Some(t) = io.as_mut() else {
+            // Released: what is still queued can never go out.
+            let r = if wr.pos < wr.buf.len() { Err(std::io::ErrorKind::NotConnected.into()) } else { Ok(()) };
+            return Poll::Ready(r);
+        };
         while wr.pos < wr.buf.len() {
-            let r = Pin::new(&mut *io).poll_write(cx, &wr.buf[wr.pos..]);
+            let r = Pin::new(&mut *t).poll_write(cx, &wr.buf[wr.pos..]);
             match r {
                 Poll::Ready(Ok(0)) => return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into())),
                 Poll::Ready(Ok(n)) => wr.pos += n,
@@ -230,12 +234,19 @@ impl Conn {
         if wr.buf.capacity() > MAX_QUEUED {
             wr.buf = Vec::new();
         }
-        if self.finished.get() && !self.shut.get() {
-            if Pin::new(&mut *io).poll_shutdown(cx).is_ready() {
-                self.shut.set(true);
+        if self.finished.get() {
+            // All is said: end the TCP connection and close the socket now, not at GC.
+            if Pin::new(&mut *t).poll_shutdown(cx).is_ready() {
+                *io = None;
             }
+            return Poll::Ready(Ok(()));
         }
-        Pin::new(&mut *io).poll_flush(cx)
+        Pin::new(&mut *t).poll_flush(cx)
+    }
+
+    /// Closes the socket (the connection ended without a close handshake).
+    pub fn release(&self) {
+        self.io.borrow_mut().take();
     }
 
     /// A whole frame is buffered already: the next read will not wait.
@@ -262,9 +273,9 @@ impl Conn {
             return Poll::Ready(());
         }
         let r = match &*self.io.borrow() {
-            Transport::Tcp(s) => s.poll_read_ready(cx),
-            Transport::Unix(s) => s.poll_read_ready(cx),
-            Transport::Tls(_) => Poll::Ready(Ok(())),
+            Some(Transport::Tcp(s)) => s.poll_read_ready(cx),
+            Some(Transport::Unix(s)) => s.poll_read_ready(cx),
+            Some(Transport::Tls(_)) | None => Poll::Ready(Ok(())),
         };
         r.map(|_| ())
     }
@@ -335,7 +346,9 @@ impl Conn {
             let n = {
                 let spare = rd.buf.spare_capacity_mut();
                 let mut rb = ReadBuf::uninit(spare);
-                match Pin::new(&mut *self.io.borrow_mut()).poll_read(cx, &mut rb) {
+                let mut io = self.io.borrow_mut();
+                let Some(t) = io.as_mut() else { return Poll::Ready(Err(Error::Eof)) };
+                match Pin::new(t).poll_read(cx, &mut rb) {
                     Poll::Ready(Ok(())) => rb.filled().len(),
                     Poll::Ready(Err(e)) => return Poll::Ready(Err(Error::Io(e))),
                     Poll::Pending => {

@@ -128,11 +128,17 @@ impl Inner {
                 Ok(m) => return Poll::Ready(Ok(Some(m))),
                 // The peer went away without a close frame: the end of the stream, not an error
                 // (closeCode tells 1006), as seed 000 says of recv.
-                Err(conn::Error::Eof) => self.end(conn::ABNORMAL),
-                Err(conn::Error::Io(e)) if is_drop(&e) => self.end(conn::ABNORMAL),
+                Err(conn::Error::Eof) => self.drop_connection(),
+                Err(conn::Error::Io(e)) if is_drop(&e) => self.drop_connection(),
                 Err(e) => return Poll::Ready(Err(self.fail(e))),
             }
         }
+    }
+
+    /// The peer vanished without a close frame: 1006, and the socket is closed now.
+    fn drop_connection(&self) {
+        self.end(conn::ABNORMAL);
+        self.conn.release();
     }
 
     /// Ends the connection after a failure; the peer's violations are answered with a close frame.
@@ -140,7 +146,10 @@ impl Inner {
         let code = e.code();
         self.end(code);
         let (kind, msg) = match e {
-            conn::Error::Io(io) => return self.io_error("recv from", &io),
+            conn::Error::Io(io) => {
+                self.conn.release();
+                return self.io_error("recv from", &io);
+            }
             conn::Error::Eof => unreachable!("handled by poll_recv"),
             conn::Error::TooBig(m) => (Kind::Limit, m),
             conn::Error::Protocol(m) | conn::Error::BadUtf8(m) => (Kind::Protocol, m),
