@@ -8,6 +8,7 @@
 --   helper.lua(src, ...)            the same with this very interpreter (lua5.4 or luajit)
 --   helper.spawn(argv)              the same for any command (argv: array of strings)
 --   helper.python_ws_echo()         a Python `websockets` echo server -> peer, port
+--   helper.python_ws_dropper()      a server that upgrades, then hangs up without a close frame
 --   helper.lua_bin()                path of the running interpreter
 --   helper.sleep(seconds)           net.sleep when available (keeps tasks and servers running)
 --
@@ -319,6 +320,34 @@ async def main():
         print(srv.sockets[0].getsockname()[1], flush=True)
         await asyncio.sleep(60)
 asyncio.run(main())
+]])
+  return p, tonumber(p:wait_line())
+end
+
+-- A Python server that completes each WebSocket upgrade correctly, reads a little and hangs up
+-- without a close frame (a peer that vanishes) -> the peer, its port. Kill the peer in `finally`.
+function helper.python_ws_dropper()
+  local p = helper.python([[
+import base64, hashlib, socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen(64)
+print(s.getsockname()[1], flush=True)
+while True:
+    c, _ = s.accept()
+    req = b""
+    while b"\r\n\r\n" not in req:
+        req += c.recv(4096)
+    key = [l.split(b":", 1)[1].strip() for l in req.split(b"\r\n") if l.lower().startswith(b"sec-websocket-key")][0]
+    acc = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+    c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+              b"Sec-WebSocket-Accept: " + acc + b"\r\n\r\n")
+    c.settimeout(0.2)
+    try:
+        c.recv(100)
+    except OSError:
+        pass
+    c.close()
 ]])
   return p, tonumber(p:wait_line())
 end

@@ -346,27 +346,8 @@ describe("the WebSocket server", function()
       return n
     end
     local server = echo_server()
-    -- a Python server that upgrades each connection, reads a little and hangs up without a close frame
-    local p = helper.python([[
-import base64, hashlib, socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-s.listen(64)
-print(s.getsockname()[1], flush=True)
-while True:
-    c, _ = s.accept()
-    req = b""
-    while b"\r\n\r\n" not in req:
-        req += c.recv(4096)
-    key = [l.split(b":", 1)[1].strip() for l in req.split(b"\r\n") if l.lower().startswith(b"sec-websocket-key")][0]
-    acc = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
-    c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-              b"Sec-WebSocket-Accept: " + acc + b"\r\n\r\n")
-    c.recv(100)
-    c.close()
-]])
+    local p, dropper = helper.python_ws_dropper()
     finally(function() p:kill() end)
-    local dropper = tonumber(p:wait_line())
     local keep = {} -- every websocket stays referenced: only their own ending may close the sockets
     collectgarbage("stop")
     local ok, e = pcall(function()

@@ -68,25 +68,9 @@ describe("net.ws with net on both ends", function()
   end)
 
   it("reports 1006 when the connection drops without a close frame", function()
-    -- a Python server that completes the upgrade correctly, then hangs up without a close frame
-    local p = helper.python([[
-import base64, hashlib, socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-s.listen()
-print(s.getsockname()[1], flush=True)
-c, _ = s.accept()
-req = b""
-while b"\r\n\r\n" not in req:
-    req += c.recv(4096)
-key = [l.split(b":", 1)[1].strip() for l in req.split(b"\r\n") if l.lower().startswith(b"sec-websocket-key")][0]
-acc = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
-c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-          b"Sec-WebSocket-Accept: " + acc + b"\r\n\r\n")
-c.close()
-]])
+    local p, port = helper.python_ws_dropper()
     finally(function() p:kill() end)
-    local ws = client(tonumber(p:wait_line()))
+    local ws = client(port)
     assert.is_nil(ws:recv())
     assert.equal(1006, ws.closeCode)
     assert.is_nil(ws:recv()) -- and stays over
