@@ -34,7 +34,10 @@ fn ignore_sigpipe() {
     }
 }
 
-#[mlua::lua_module(skip_memory_check)]
+// Not `skip_memory_check`: that lets mlua create strings and tables without protection, but an
+// allocation can run a finalizer, and on LuaJIT (and Lua 5.1-5.3) a finalizer's error is raised
+// from the allocation, straight through mlua's Rust frames (an abort on LuaJIT).
+#[mlua::lua_module]
 fn net(lua: &Lua) -> LuaResult<LuaTable> {
     ignore_sigpipe();
     runtime::install(lua)?;
@@ -72,7 +75,7 @@ fn websocket_facade(lua: &Lua, net: &LuaTable) -> LuaResult<LuaTable> {
 /// `require("net.websocket")`: Lua's all-in-one C loader finds `net.so` for the root name `net`
 /// and calls this. It goes through `require("net")` so that there is one `net` per Lua state
 /// (one loop, types registered once), whichever of the two is required first.
-#[mlua::lua_module(name = "net_websocket", skip_memory_check)]
+#[mlua::lua_module(name = "net_websocket")]
 fn net_websocket(lua: &Lua) -> LuaResult<LuaTable> {
     let require: LuaFunction = lua.globals().get("require")?;
     let net: LuaTable = require.call("net")?;

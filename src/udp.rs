@@ -140,7 +140,16 @@ fn recv_max(args: &Args) -> NResult<usize> {
 
 /// (data, host, port) or just data for connected receives.
 fn recv_result(lua: &Lua, s: &Inner, n: usize, from: SocketAddr, connected: bool) -> LuaResult<LuaMultiValue> {
-    let data = lua.create_string(&s.scratch.borrow()[..n])?;
+    // The scratch buffer is taken out while the string is made: that may run a finalizer that
+    // receives on this same socket (it then gets a buffer of its own).
+    let buf = std::mem::take(&mut *s.scratch.borrow_mut());
+    let data = lua.create_string(&buf[..n]);
+    let mut slot = s.scratch.borrow_mut();
+    if slot.capacity() < buf.capacity() {
+        *slot = buf;
+    }
+    drop(slot);
+    let data = data?;
     if connected {
         return data.into_lua_multi(lua);
     }

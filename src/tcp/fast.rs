@@ -4,17 +4,30 @@
 //! (argument conversion, error slots, a reference per returned string) cost ~200 ns of a ~230 ns
 //! call on LuaJIT. These functions read the Lua stack directly: the stream is found by its
 //! userdata address in a per-thread table filled when the userdata is made (`register`) and
-//! emptied when it is collected. They never raise: they push the result, or `PENDING` (the
-//! Lua wrapper then calls the async twin in `stream.rs`), or `FAIL` and a message.
+//! emptied when it is collected. They push the result, or `PENDING` (the Lua wrapper then calls
+//! the async twin in `stream.rs`), or `FAIL` and a message.
+//!
+//! Two rules keep them sound (docs/internals.md, "Fast paths"):
+//! - **Work first, Lua last.** Creating a Lua string can run a GC step, and with it `__gc`
+//!   finalizers, which may use this very stream (and move its buffer) or raise. So each function
+//!   first does all its Rust work under `catch_unwind` without touching Lua, copying the result
+//!   out of the stream's buffer into a buffer of its own, and only then pushes.
+//! - **Nothing to drop while Lua may raise.** A raise from a push is a `longjmp` on Lua 5.x and a
+//!   foreign exception on LuaJIT; either leaves the function without running Rust code, and a
+//!   foreign exception aborts the process if it meets `catch_unwind`. Small results are copied to
+//!   the C stack (nothing to free); larger ones are pushed by a tiny helper under `lua_pcall`, and
+//!   its error is raised again once the copy is freed.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ffi::{c_int, CStr};
+use std::mem::MaybeUninit;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
 use mlua::ffi::{self, lua_State};
+use mlua::prelude::*;
 
 use super::stream::{Done, Inner, ReadOp};
 use crate::error::NetError;
@@ -57,19 +70,57 @@ pub fn name(op: u8) -> &'static str {
     }
 }
 
+/// Results up to this size are copied to the C stack and pushed directly; larger ones are pushed
+/// under `lua_pcall` (see the module doc). 4 KiB is `read()`'s default size.
+const SMALL: usize = 4096;
+
+/// What a fast path answers. Only `Big` owns heap memory; it is pushed by `push_protected`.
+enum Reply {
+    Pending,
+    /// A write would wait after sending this many bytes.
+    PendingAt(usize),
+    Nil,
+    Int(i64),
+    Bool(bool),
+    /// The first `n` bytes of the caller's stack buffer.
+    Small(usize),
+    Big(Vec<u8>),
+    /// `FAIL` and the first `n` bytes of the stack buffer (the message).
+    Fail(usize),
+}
+
+type Scratch = [MaybeUninit<u8>; SMALL];
+
+/// Copies `bytes` into `buf` when they fit, else into a `Vec`.
+fn bytes_reply(buf: &mut Scratch, bytes: &[u8]) -> Reply {
+    if bytes.len() <= SMALL {
+        for (d, s) in buf.iter_mut().zip(bytes) {
+            d.write(*s);
+        }
+        Reply::Small(bytes.len())
+    } else {
+        Reply::Big(bytes.to_vec())
+    }
+}
+
+fn fail_reply(buf: &mut Scratch, e: NetError) -> Reply {
+    let msg = e.to_string();
+    let mut n = msg.len().min(SMALL);
+    while !msg.is_char_boundary(n) {
+        n -= 1;
+    }
+    match bytes_reply(buf, &msg.as_bytes()[..n]) {
+        Reply::Small(n) => Reply::Fail(n),
+        _ => unreachable!("messages are cut to SMALL"),
+    }
+}
+
 unsafe fn type_name(l: *mut lua_State, idx: c_int) -> String {
     let t = ffi::lua_type(l, idx);
     if t == ffi::LUA_TNONE || t == ffi::LUA_TNIL {
         return "no value".into();
     }
     CStr::from_ptr(ffi::lua_typename(l, t)).to_string_lossy().into_owned()
-}
-
-unsafe fn push_fail(l: *mut lua_State, e: NetError) -> c_int {
-    let msg = e.to_string();
-    ffi::lua_pushlightuserdata(l, fail_tag().0);
-    ffi::lua_pushlstring(l, msg.as_ptr().cast(), msg.len());
-    2
 }
 
 /// The stream whose userdata is at stack index 1.
@@ -107,59 +158,123 @@ unsafe fn int_arg(
     Ok(n)
 }
 
-fn guarded(l: *mut lua_State, op: u8, body: impl FnOnce() -> c_int) -> c_int {
-    match catch_unwind(AssertUnwindSafe(body)) {
-        Ok(n) => n,
-        Err(_) => unsafe {
-            push_fail(l, NetError::new(crate::error::Kind::Io, format!("{}: internal error", name(op))))
-        },
+/// Runs the Rust part of a fast path; `None` if it panicked (reported as an `io:` failure rather
+/// than unwinding into Lua). `body` must not call any Lua function that can raise or run Lua code.
+fn guarded(body: impl FnOnce() -> Reply) -> Option<Reply> {
+    catch_unwind(AssertUnwindSafe(body)).ok()
+}
+
+fn internal_error(buf: &mut Scratch, op: u8) -> Reply {
+    fail_reply(buf, NetError::new(crate::error::Kind::Io, format!("{}: internal error", name(op))))
+}
+
+/// Pushes a reply. From here on Lua may run finalizers and raise: `reply` holds no heap data
+/// except in `Big`, which `push_protected` frees before raising again.
+unsafe fn push(l: *mut lua_State, reply: Reply, buf: &Scratch) -> c_int {
+    match reply {
+        Reply::Pending => {
+            ffi::lua_pushlightuserdata(l, pending_tag().0);
+            1
+        }
+        Reply::PendingAt(off) => {
+            ffi::lua_pushlightuserdata(l, pending_tag().0);
+            ffi::lua_pushinteger(l, off as ffi::lua_Integer);
+            2
+        }
+        Reply::Nil => {
+            ffi::lua_pushnil(l);
+            1
+        }
+        Reply::Int(n) => {
+            ffi::lua_pushinteger(l, n as ffi::lua_Integer);
+            1
+        }
+        Reply::Bool(b) => {
+            ffi::lua_pushboolean(l, c_int::from(b));
+            1
+        }
+        Reply::Small(n) => {
+            ffi::lua_pushlstring(l, buf.as_ptr().cast(), n);
+            1
+        }
+        Reply::Fail(n) => {
+            ffi::lua_pushlightuserdata(l, fail_tag().0);
+            ffi::lua_pushlstring(l, buf.as_ptr().cast(), n);
+            2
+        }
+        Reply::Big(v) => push_protected(l, v),
+    }
+}
+
+/// Pushes `v` as a string under `lua_pcall`, using the helper kept as upvalue 1 of every fast
+/// path (`with_pusher`), so that an error (a finalizer's, or out of memory) cannot skip `v`'s
+/// destructor; the error is raised again after `v` is gone.
+unsafe fn push_protected(l: *mut lua_State, v: Vec<u8>) -> c_int {
+    ffi::lua_pushvalue(l, ffi::lua_upvalueindex(1));
+    ffi::lua_pushlightuserdata(l, v.as_ptr() as *mut std::ffi::c_void);
+    ffi::lua_pushinteger(l, v.len() as ffi::lua_Integer);
+    let rc = ffi::lua_pcall(l, 2, 1, 0);
+    drop(v);
+    if rc != ffi::LUA_OK {
+        // The error value is on top; nothing in this frame or our caller's needs dropping.
+        ffi::lua_error(l);
+    }
+    1
+}
+
+/// The helper `push_protected` calls: `(pointer, length) -> string`.
+unsafe extern "C-unwind" fn push_bytes(l: *mut lua_State) -> c_int {
+    let p = ffi::lua_touserdata(l, 1) as *const std::ffi::c_char;
+    let n = ffi::lua_tointeger(l, 2) as usize;
+    ffi::lua_pushlstring(l, p, n);
+    1
+}
+
+/// Makes the Lua function for a fast path: the C function `f` with `push_bytes` as its upvalue.
+pub fn with_pusher(lua: &Lua, f: ffi::lua_CFunction) -> LuaResult<LuaFunction> {
+    // SAFETY: `push_bytes` only reads a pointer and a length its one caller passes, and the
+    // closure is built under mlua's protection.
+    unsafe {
+        let pusher = lua.create_c_function(push_bytes)?;
+        lua.exec_raw(pusher, |state| ffi::lua_pushcclosure(state, f, 1))
     }
 }
 
 pub unsafe extern "C-unwind" fn read<const OP: u8>(l: *mut lua_State) -> c_int {
-    guarded(l, OP, || unsafe { read_body::<OP>(l) })
+    let mut buf: Scratch = [MaybeUninit::uninit(); SMALL];
+    let reply = guarded(|| unsafe { read_body::<OP>(l, &mut buf) }).unwrap_or_else(|| internal_error(&mut buf, OP));
+    push(l, reply, &buf)
 }
 
-unsafe fn read_body<const OP: u8>(l: *mut lua_State) -> c_int {
+unsafe fn read_body<const OP: u8>(l: *mut lua_State, buf: &mut Scratch) -> Reply {
     let s = match stream(l, OP) {
         Ok(s) => s,
-        Err(e) => return push_fail(l, e),
+        Err(e) => return fail_reply(buf, e),
     };
     let max = i64::from(i32::MAX);
     let op = match OP {
         READ => int_arg(l, 2, OP, Some(4096), 1, max).map(|n| ReadOp::Some(n as usize)),
         READ_LINE => Ok(ReadOp::Line),
-        READ_ALL => Ok(ReadOp::All),
+        READ_ALL => int_arg(l, 2, OP, Some(super::stream::MAX_READ_ALL as i64), 0, i64::MAX)
+            .map(|n| ReadOp::All(n as usize)),
         READ_EXACT => int_arg(l, 2, OP, None, 0, max).map(|n| ReadOp::Exact(n as usize)),
         _ => Ok(ReadOp::U32),
     };
     let op = match op {
         Ok(op) => op,
-        Err(e) => return push_fail(l, e),
+        Err(e) => return fail_reply(buf, e),
     };
     match s.poll_read_op(&mut Context::from_waker(Waker::noop()), op, name(OP)) {
-        Poll::Pending => {
-            ffi::lua_pushlightuserdata(l, pending_tag().0);
-            1
-        }
-        Poll::Ready(Err(e)) => push_fail(l, e),
-        Poll::Ready(Ok(Done::Eof)) => {
-            ffi::lua_pushnil(l);
-            1
-        }
-        Poll::Ready(Ok(Done::Take { len, skip })) => {
-            let (ptr, len) = s.take(len, skip);
+        Poll::Pending => Reply::Pending,
+        Poll::Ready(Err(e)) => fail_reply(buf, e),
+        Poll::Ready(Ok(Done::Eof)) => Reply::Nil,
+        Poll::Ready(Ok(Done::Take { len, skip })) => s.take(len, skip, |bytes| {
             if OP == READ_U32 {
-                let v = u32::from_be_bytes(std::slice::from_raw_parts(ptr, 4).try_into().expect("4 bytes"));
-                ffi::lua_pushinteger(l, v as ffi::lua_Integer);
+                Reply::Int(u32::from_be_bytes(bytes.try_into().expect("4 bytes")).into())
             } else {
-                // `take` only advanced the read position: the bytes stay where they are until the
-                // next read, and the table above keeps the stream alive while we copy them.
-                drop(s);
-                ffi::lua_pushlstring(l, ptr.cast(), len);
+                bytes_reply(buf, bytes)
             }
-            1
-        }
+        }),
     }
 }
 
@@ -167,25 +282,32 @@ unsafe fn read_body<const OP: u8>(l: *mut lua_State) -> c_int {
 /// `coroutine.yield()`), false if the caller must use the async path instead (not a task,
 /// a stream with a timeout, or not a stream).
 pub unsafe extern "C-unwind" fn park<const W: bool>(l: *mut lua_State) -> c_int {
-    let parked = guarded(l, READ, || unsafe {
-        let ok = match stream(l, if W { WRITE } else { READ }) {
+    let mut buf: Scratch = [MaybeUninit::uninit(); SMALL];
+    let reply = guarded(|| unsafe {
+        Reply::Bool(match stream(l, if W { WRITE } else { READ }) {
             Ok(s) if s.parkable() => crate::runtime::park_here(l as *const _, s, W),
             _ => false,
-        };
-        ffi::lua_pushboolean(l, c_int::from(ok));
-        1
-    });
-    parked
+        })
+    })
+    .unwrap_or_else(|| internal_error(&mut buf, READ));
+    push(l, reply, &buf)
 }
 
 pub unsafe extern "C-unwind" fn write<const OP: u8>(l: *mut lua_State) -> c_int {
-    guarded(l, OP, || unsafe { write_body::<OP>(l) })
+    // A number argument is converted to a string in place, which allocates and so may run
+    // finalizers: do it before any Rust value is alive in this frame.
+    if OP != WRITE_U32 && ffi::lua_type(l, 2) == ffi::LUA_TNUMBER {
+        ffi::lua_tolstring(l, 2, std::ptr::null_mut());
+    }
+    let mut buf: Scratch = [MaybeUninit::uninit(); SMALL];
+    let reply = guarded(|| unsafe { write_body::<OP>(l, &mut buf) }).unwrap_or_else(|| internal_error(&mut buf, OP));
+    push(l, reply, &buf)
 }
 
-unsafe fn write_body<const OP: u8>(l: *mut lua_State) -> c_int {
+unsafe fn write_body<const OP: u8>(l: *mut lua_State, buf: &mut Scratch) -> Reply {
     let s = match stream(l, OP) {
         Ok(s) => s,
-        Err(e) => return push_fail(l, e),
+        Err(e) => return fail_reply(buf, e),
     };
     let u32_bytes;
     let data: &[u8] = if OP == WRITE_U32 {
@@ -194,16 +316,17 @@ unsafe fn write_body<const OP: u8>(l: *mut lua_State) -> c_int {
                 u32_bytes = (n as u32).to_be_bytes();
                 &u32_bytes
             }
-            Err(e) => return push_fail(l, e),
+            Err(e) => return fail_reply(buf, e),
         }
     } else {
-        let t = ffi::lua_type(l, 2);
-        if t != ffi::LUA_TSTRING && t != ffi::LUA_TNUMBER {
-            return push_fail(l, NetError::arg(2, name(OP), format!("string expected, got {}", type_name(l, 2))));
+        if ffi::lua_type(l, 2) != ffi::LUA_TSTRING {
+            let e = NetError::arg(2, name(OP), format!("string expected, got {}", type_name(l, 2)));
+            return fail_reply(buf, e);
         }
         let mut len = 0usize;
+        // A string already: no conversion, no allocation.
         let p = ffi::lua_tolstring(l, 2, &mut len);
-        // The string stays on the stack (index 2) for the whole call.
+        // SAFETY: the string stays on the stack (index 2), so alive and unmoved, for the whole call.
         std::slice::from_raw_parts(p.cast::<u8>(), len)
     };
     // Where an earlier attempt of this same write stopped (the wrapper passes it back).
@@ -212,15 +335,8 @@ unsafe fn write_body<const OP: u8>(l: *mut lua_State) -> c_int {
         _ => 0,
     };
     match s.poll_write_all(&mut Context::from_waker(Waker::noop()), data, &mut off) {
-        Poll::Pending => {
-            ffi::lua_pushlightuserdata(l, pending_tag().0);
-            ffi::lua_pushinteger(l, off as ffi::lua_Integer);
-            2
-        }
-        Poll::Ready(Ok(())) => {
-            ffi::lua_pushinteger(l, data.len() as ffi::lua_Integer);
-            1
-        }
-        Poll::Ready(Err(e)) => push_fail(l, e),
+        Poll::Pending => Reply::PendingAt(off),
+        Poll::Ready(Ok(())) => Reply::Int(data.len() as i64),
+        Poll::Ready(Err(e)) => fail_reply(buf, e),
     }
 }

@@ -27,6 +27,9 @@ const READ_CHUNK: usize = 16 * 1024;
 const MAX_FILL: usize = 1024 * 1024;
 /// A line longer than this makes `read_line` raise `limit: ...` (the bytes stay buffered).
 pub const MAX_LINE: usize = 1024 * 1024;
+/// `read_all()` without a limit raises `limit: ...` once more than this arrived before the end of
+/// the stream (the bytes stay buffered); `read_all(n)` sets another limit for one call.
+pub const MAX_READ_ALL: usize = 64 * 1024 * 1024;
 
 pub enum Transport {
     Tcp(TcpStream),
@@ -184,7 +187,8 @@ impl Stream {
 pub enum ReadOp {
     Some(usize),
     Line,
-    All,
+    /// Everything up to the end of the stream, at most this many bytes.
+    All(usize),
     Exact(usize),
     U32,
 }
@@ -276,7 +280,17 @@ impl Inner {
                 }
                 ReadOp::Exact(n) if avail >= n => return Poll::Ready(Ok(Done::Take { len: n, skip: 0 })),
                 ReadOp::U32 if avail >= 4 => return Poll::Ready(Ok(Done::Take { len: 4, skip: 0 })),
-                ReadOp::All if self.eof.get() => return Poll::Ready(Ok(Done::Take { len: avail, skip: 0 })),
+                ReadOp::All(_) if self.eof.get() => return Poll::Ready(Ok(Done::Take { len: avail, skip: 0 })),
+                ReadOp::All(limit) if avail > limit => {
+                    return Poll::Ready(Err(NetError::new(
+                        Kind::Limit,
+                        format!(
+                            "{name} from {}: more than {limit} bytes before the end of the stream \
+                             (the bytes stay buffered; read_all(n) takes a larger limit)",
+                            self.peer
+                        ),
+                    )))
+                }
                 _ => {}
             }
             if self.eof.get() {
@@ -307,12 +321,12 @@ impl Inner {
         }
     }
 
-    /// Consumes `len` bytes (the result) plus `skip` (a line ending) from the buffer; returns
-    /// where the result starts. The bytes stay valid until the buffer is next filled.
-    pub fn take(&self, len: usize, skip: usize) -> (*const u8, usize) {
+    /// Consumes `len` bytes (the result) plus `skip` (a line ending) from the buffer and hands the
+    /// result to `f`, which must not call into Lua (a finalizer could use this stream meanwhile).
+    pub fn take<R>(&self, len: usize, skip: usize, f: impl FnOnce(&[u8]) -> R) -> R {
         let pos = self.rpos.get();
         self.rpos.set(pos + len + skip);
-        (self.rbuf.borrow()[pos..pos + len].as_ptr(), len)
+        f(&self.rbuf.borrow()[pos..pos + len])
     }
 
     /// Turns a finished read into its Lua value and consumes the bytes.
@@ -321,13 +335,12 @@ impl Inner {
             Done::Eof => return Ok(LuaValue::Nil),
             Done::Take { len, skip } => (len, skip),
         };
-        let (ptr, len) = self.take(len, skip);
-        // SAFETY: `take` points into the buffer, which nothing changes before we copy it here.
-        let bytes = unsafe { std::slice::from_raw_parts(ptr, len) };
-        Ok(match op {
-            ReadOp::U32 => LuaValue::Integer(u32::from_be_bytes(bytes.try_into().expect("4 bytes")).into()),
-            _ => LuaValue::String(lua.create_string(bytes)?),
-        })
+        if let ReadOp::U32 = op {
+            return Ok(LuaValue::Integer(self.take(len, skip, |b| u32::from_be_bytes(b.try_into().expect("4 bytes"))).into()));
+        }
+        // Copied out first: creating the string may run finalizers that read this stream.
+        let bytes = self.take(len, skip, <[u8]>::to_vec);
+        Ok(LuaValue::String(lua.create_string(bytes)?))
     }
 
     /// Writes from `data[*off..]` until done or the socket is full.
@@ -411,7 +424,7 @@ fn read_op(args: &Args, which: &str) -> NResult<ReadOp> {
     Ok(match which {
         "read" => ReadOp::Some(args.opt_int_in(2, 1, max)?.unwrap_or(4096) as usize),
         "read_line" => ReadOp::Line,
-        "read_all" => ReadOp::All,
+        "read_all" => ReadOp::All(args.opt_int_in(2, 0, i64::MAX)?.map_or(MAX_READ_ALL, |n| n as usize)),
         "read_exact" => ReadOp::Exact(args.int_in(2, 0, max)? as usize),
         _ => ReadOp::U32,
     })
@@ -485,9 +498,9 @@ pub fn register(lua: &Lua) -> LuaResult<()> {
         ("read_u32", fast::read::<{ fast::READ_U32 }>),
     ];
     for (which, try_fn) in reads {
-        // SAFETY: the fast paths only read their arguments and push results (see fast.rs).
-        let t = unsafe { lua.create_c_function(try_fn)? };
+        let t = fast::with_pusher(lua, try_fn)?;
         let w = raw_async(lua, which, move |lua, a| wait_read(lua, a, which))?;
+        // SAFETY: `park` reads its one argument and pushes a boolean (see fast.rs).
         let park = unsafe { lua.create_c_function(fast::park::<false>)? };
         methods.set(which, method.call::<LuaFunction>((t, w, park))?)?;
     }
@@ -497,8 +510,9 @@ pub fn register(lua: &Lua) -> LuaResult<()> {
         ("write_u32", fast::write::<{ fast::WRITE_U32 }>),
     ];
     for (which, try_fn) in writes {
-        let t = unsafe { lua.create_c_function(try_fn)? };
+        let t = fast::with_pusher(lua, try_fn)?;
         let w = raw_async(lua, which, move |_, a| wait_write(a, which))?;
+        // SAFETY: as above.
         let park = unsafe { lua.create_c_function(fast::park::<true>)? };
         methods.set(which, method.call::<LuaFunction>((t, w, park))?)?;
     }
