@@ -50,8 +50,10 @@ pub struct Glue {
     /// The body of every task coroutine: `task_main(fn, ...)` -> `true, results...` or
     /// `false, err, traceback`
     pub task_main: LuaFunction,
-    /// `make_wrap(adopt, unadopt) -> net.wrap`
+    /// `make_wrap(enter, leave) -> net.wrap`
     pub make_wrap: LuaFunction,
+    /// `coroutine.close` (Lua 5.4), kept from load time: runs a cancelled task's `<close>`s.
+    pub close_coroutine: LuaFunction,
 }
 
 /// Loads `src/lua/prelude.lua` and keeps its helpers in app data.
@@ -59,13 +61,16 @@ pub fn install(lua: &Lua) -> LuaResult<()> {
     if lua.app_data_ref::<Glue>().is_some() {
         return Ok(());
     }
-    let t: LuaTable =
-        lua.load(include_str!("lua/prelude.lua")).set_name("=net.prelude").call((fail_tag(), Lua::poll_pending()))?;
+    let t: LuaTable = lua
+        .load(include_str!("lua/prelude.lua"))
+        .set_name("=net.prelude")
+        .call((fail_tag(), Lua::poll_pending(), crate::runtime::FOREIGN_RESUME))?;
     lua.set_app_data(Glue {
         wrap: t.get("wrap")?,
         index: t.get("index")?,
         task_main: t.get("task_main")?,
         make_wrap: t.get("make_wrap")?,
+        close_coroutine: t.get("close_coroutine")?,
     });
     Ok(())
 }
@@ -77,11 +82,23 @@ pub fn glue(lua: &Lua) -> LuaResult<mlua::AppDataRef<'_, Glue>> {
 /// The fast-path wrappers of `src/lua/stream.lua` (`method`, `method3`, `varargs`): a
 /// synchronous try first, the async twin only when it would wait.
 pub fn fast_paths(lua: &Lua) -> LuaResult<LuaTable> {
+    // SAFETY: `resumed` reads no argument and pushes a boolean.
+    let resumed = unsafe { lua.create_c_function(resumed)? };
     lua.load(include_str!("lua/stream.lua")).set_name("=net.stream").call((
         fail_tag(),
         pending_tag(),
         Lua::poll_pending(),
+        resumed,
+        runtime::FOREIGN_RESUME,
     ))
+}
+
+/// `resumed()`, called by a parked task after its `coroutine.yield()` returns: whether its driver
+/// resumed it (see `runtime::resumed_by_driver`).
+unsafe extern "C-unwind" fn resumed(l: *mut mlua::ffi::lua_State) -> std::ffi::c_int {
+    let ok = runtime::resumed_by_driver(l as *const c_void);
+    mlua::ffi::lua_pushboolean(l, std::ffi::c_int::from(ok));
+    1
 }
 
 /// A Lua function backed by a synchronous Rust function.

@@ -1,7 +1,7 @@
 -- The Lua side of the glue between Rust and scripts (see src/export.rs).
 -- Rust functions report failure by returning FAIL followed by the message; `wrap` turns that into
 -- a plain string error (design §4). Loaded once per Lua state; returns the helpers Rust keeps.
-local FAIL, POLL_PENDING = ...
+local FAIL, POLL_PENDING, FOREIGN_RESUME = ...
 local error, select, type, tostring = error, select, type, tostring
 local traceback = debug.traceback
 
@@ -35,6 +35,9 @@ end
 local function task_finish(ok, ...)
   if ok then return true, ... end
   local t = ...
+  -- Resumed by someone other than its driver: the error goes to that resumer (the driver sees a
+  -- dead coroutine and fails the task with the same message).
+  if t[1] == FOREIGN_RESUME then error(FOREIGN_RESUME, 0) end
   return false, t[1], t[2]
 end
 if select(2, xpcall(function(...) return select("#", ...) end, on_error, 1, 2)) == 2 then
@@ -49,24 +52,39 @@ end
 
 -- net.wrap(fn): coroutine.wrap, except that when a net call inside the coroutine has to wait,
 -- the wait is passed up to the enclosing task instead of being returned to the caller.
-function glue.make_wrap(adopt, unadopt)
+-- `enter(co)` makes co count as the calling task while it runs (true), if the caller is a task
+-- (or such a coroutine); `leave(co)` ends that right after the resume. A generator that waits on
+-- behalf of one task refuses to be called from another until the wait is over.
+function glue.make_wrap(enter, leave)
   local create, resume, status, yield = coroutine.create, coroutine.resume, coroutine.status, coroutine.yield
   return function(fn)
     if type(fn) ~= "function" then
       error("bad argument #1 to 'net.wrap' (function expected, got " .. (fn == nil and "no value" or type(fn)) .. ")", 2)
     end
     local co = create(fn)
-    adopt(co)
-    local function step(ok, ...)
-      if not ok then unadopt(co); error((...), 0) end
-      if status(co) == "dead" then unadopt(co); return ... end
-      if select("#", ...) == 1 and (...) == POLL_PENDING then
-        return step(resume(co, yield(POLL_PENDING)))
+    local waiting = false
+    local function step(adopted, ok, ...)
+      if adopted then leave(co) end
+      if not ok then error((...), 0) end
+      if status(co) == "dead" then return ... end
+      if adopted and select("#", ...) == 1 and (...) == POLL_PENDING then
+        waiting = true
+        yield(POLL_PENDING)
+        waiting = false
+        return step(enter(co), resume(co))
       end
       return ...
     end
-    return function(...) return step(resume(co, ...)) end
+    return function(...)
+      if waiting then
+        error("io: this net.wrap generator is waiting inside another task; call it from one task at a time", 2)
+      end
+      return step(enter(co), resume(co, ...))
+    end
   end
 end
+
+-- Runs a cancelled task's pending to-be-closed variables (Lua 5.4); nothing to do elsewhere.
+glue.close_coroutine = coroutine.close or function() return true end
 
 return glue

@@ -1,8 +1,8 @@
 -- Fast paths for stream and socket methods (design §3): each method first calls a synchronous
 -- Rust function that answers at once when it can (data already buffered, socket writable), and
 -- only when that would wait calls the async version, which yields the task or blocks the caller.
-local FAIL, PENDING, POLL_PENDING = ...
-local error, yield = error, coroutine.yield
+local FAIL, PENDING, POLL_PENDING, resumed, FOREIGN_RESUME = ...
+local error, yield, isyieldable = error, coroutine.yield, coroutine.isyieldable
 
 local fast = {}
 
@@ -10,9 +10,13 @@ local fast = {}
 -- attempt (how many bytes a write already sent), or FAIL plus the message. When it would wait, a
 -- task parks on the socket's readiness and yields to its driver (`park`, cheap); anywhere else, or
 -- with a timeout set, the async `wait` does the waiting (it blocks or yields as design §3 says).
+-- A coroutine that cannot yield (e.g. inside a table.sort comparator) must not park: the park
+-- would outlive the failed yield. After the yield, `resumed()` checks that the task's driver, not
+-- someone holding the coroutine, resumed it.
 local function slow(self, a, r, e, try, wait, park)
-  while r == PENDING and park and park(self) do
+  while r == PENDING and park and isyieldable() and park(self) do
     yield(POLL_PENDING) -- mlua's "waiting" marker: the driver resumes us when the socket is ready
+    if not resumed() then error(FOREIGN_RESUME, 0) end
     r, e = try(self, a, e)
   end
   if r == PENDING then r, e = wait(self, a, e) end

@@ -13,7 +13,7 @@ pub mod task;
 pub mod timer;
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::ffi::c_void;
 use std::future::Future;
 use std::rc::Rc;
@@ -30,10 +30,17 @@ pub struct Sched {
     pub local: LocalSet,
     /// True while something (net.run or a blocking call) is driving the LocalSet.
     running: Cell<bool>,
-    /// The lua_State of the task coroutine being polled right now (null when none).
+    /// The lua_State of the task coroutine being polled right now (null when none). Only ever
+    /// compared while that task is polled, when its coroutine is alive: a stored address of a
+    /// coroutine that may have been collected would match a new coroutine at the same address.
     current_task: Cell<*const c_void>,
-    /// Coroutines made by `net.wrap`: they count as the task that resumes them.
-    adopted: RefCell<HashSet<*const c_void>>,
+    /// The id of the task being polled (0 when none): identity that outlives the coroutine.
+    current_id: Cell<u64>,
+    next_id: Cell<u64>,
+    /// `net.wrap` coroutines being resumed right now by the polled task (or by one of these):
+    /// they count as that task. Pushed just before each resume and popped right after, so it
+    /// holds only running coroutines, never an address that could be reused.
+    adopted: RefCell<Vec<*const c_void>>,
     /// Tasks and timers not finished yet: `net.run()` returns when this reaches zero.
     live: Cell<usize>,
     stop_requested: Cell<bool>,
@@ -52,7 +59,9 @@ impl Sched {
             local: LocalSet::new(),
             running: Cell::new(false),
             current_task: Cell::new(std::ptr::null()),
-            adopted: RefCell::new(HashSet::new()),
+            current_id: Cell::new(0),
+            next_id: Cell::new(1),
+            adopted: RefCell::new(Vec::new()),
             live: Cell::new(0),
             stop_requested: Cell::new(false),
             run_waker: RefCell::new(None),
@@ -106,15 +115,38 @@ impl Sched {
 /// Tasks waiting on one object, to wake when it is closed under them. tokio wakes a socket's
 /// waiters only once its driver releases the registration, which can be many closes later, so
 /// `close()` wakes them itself and they find the object closed.
+///
+/// A waker stays in the list after its task stopped waiting (or ended): nothing tells the list.
+/// So that a long-lived socket used by many short tasks does not collect them forever, a full list
+/// is woken and emptied; tasks still waiting are polled once more and register again. The bound
+/// doubles with the number of tasks really waiting, so many waiters cannot make this spin.
 #[derive(Default)]
-pub struct Waiters(RefCell<Vec<Waker>>);
+pub struct Waiters {
+    list: RefCell<Vec<Waker>>,
+    /// The length at which the list is next flushed (0 means the minimum).
+    bound: Cell<usize>,
+}
+
+/// The smallest flush bound.
+const MIN_WAITERS: usize = 16;
 
 impl Waiters {
     /// Remembers `cx`'s task if `r` is still pending.
     pub fn pending<T>(&self, cx: &std::task::Context<'_>, r: std::task::Poll<T>) -> std::task::Poll<T> {
         if r.is_pending() {
-            let mut ws = self.0.borrow_mut();
+            let mut ws = self.list.borrow_mut();
             if !ws.iter().any(|w| w.will_wake(cx.waker())) {
+                let bound = self.bound.get().max(MIN_WAITERS);
+                if ws.len() >= bound {
+                    // Those still waiting register again and set the next bound.
+                    self.bound.set(ws.len() * 2);
+                    let stale = std::mem::take(&mut *ws);
+                    drop(ws);
+                    stale.into_iter().for_each(Waker::wake);
+                    ws = self.list.borrow_mut();
+                } else if ws.len() < bound / 4 {
+                    self.bound.set((bound / 2).max(MIN_WAITERS));
+                }
                 ws.push(cx.waker().clone());
             }
         }
@@ -122,9 +154,13 @@ impl Waiters {
     }
 
     pub fn wake_all(&self) {
-        for w in self.0.borrow_mut().drain(..) {
-            w.wake();
-        }
+        let ws = std::mem::take(&mut *self.list.borrow_mut());
+        ws.into_iter().for_each(Waker::wake);
+    }
+
+    /// How many wakers are kept (for tests of the bound).
+    pub fn len(&self) -> usize {
+        self.list.borrow().len()
     }
 }
 
@@ -148,6 +184,9 @@ struct ParkState {
     slot: RefCell<Option<(Rc<dyn Parkable>, bool)>>,
     /// Run when the poll of the current task ends.
     deferred: RefCell<Vec<Rc<dyn Deferred>>>,
+    /// The driver's waker of every live task, by its coroutine's address (alive while the task
+    /// is): a coroutine resumed from outside its task wakes its driver with it (`foreign_resume`).
+    drivers: RefCell<HashMap<usize, Waker>>,
 }
 
 thread_local! {
@@ -155,6 +194,7 @@ thread_local! {
         task: Cell::new(std::ptr::null()),
         slot: RefCell::new(None),
         deferred: RefCell::new(Vec::new()),
+        drivers: RefCell::new(HashMap::new()),
     };
 }
 
@@ -180,6 +220,8 @@ fn run_deferred() {
 /// task being polled, records what it waits for and returns true: the caller then yields with a
 /// plain `coroutine.yield()`, and the driver resumes the task once `on` is ready, without the
 /// boxed future and userdata of an mlua async call. Elsewhere returns false (use the async path).
+/// The caller must have checked that the coroutine can yield (`coroutine.isyieldable()`): a
+/// park that is never followed by its yield would leave the task waiting on the wrong thing.
 pub fn park_here(state: *const c_void, on: Rc<dyn Parkable>, write: bool) -> bool {
     PARK.with(|p| {
         if state.is_null() || p.task.get() != state {
@@ -190,12 +232,75 @@ pub fn park_here(state: *const c_void, on: Rc<dyn Parkable>, write: bool) -> boo
     })
 }
 
-/// Runs `f` (one poll of a task) with `state` as the task that may park.
-pub fn polling_task<R>(state: *const c_void, f: impl FnOnce() -> R) -> R {
-    let prev = PARK.with(|p| p.task.replace(state));
+/// Forgets a park that was not followed by its yield (an async call starting in the same poll
+/// proves it: a task waits on one thing at a time).
+pub fn unpark() {
+    PARK.with(|p| p.slot.borrow_mut().take());
+}
+
+/// After a parked task's `coroutine.yield()` returns: true if its driver resumed it. False if
+/// someone else did (`coroutine.resume` on the task's coroutine, reachable through
+/// `coroutine.running()`); the task's driver is then woken so that it notices the coroutine is
+/// no longer its own, and the caller raises an error in the coroutine.
+pub fn resumed_by_driver(state: *const c_void) -> bool {
+    PARK.with(|p| {
+        if !state.is_null() && p.task.get() == state {
+            return true;
+        }
+        foreign_resume(state);
+        false
+    })
+}
+
+/// Wakes the driver of the task whose coroutine is `state`, resumed by someone else.
+pub fn foreign_resume(state: *const c_void) {
+    PARK.with(|p| {
+        if let Some(w) = p.drivers.borrow().get(&(state as usize)) {
+            w.wake_by_ref();
+        }
+    })
+}
+
+pub const FOREIGN_RESUME: &str = "io: a net task's coroutine was resumed from outside its task (coroutine.resume \
+     or a coroutine.wrap of coroutine.running()); the task is stopped. Use channels to talk to a task";
+
+/// Registers the driver's waker of the task whose coroutine is `state` (see `foreign_resume`).
+pub fn add_driver(state: *const c_void, w: &Waker) {
+    PARK.with(|p| p.drivers.borrow_mut().insert(state as usize, w.clone()));
+}
+
+pub fn remove_driver(state: *const c_void) {
+    let _ = PARK.try_with(|p| p.drivers.borrow_mut().remove(&(state as usize)));
+}
+
+/// Runs `f` (one poll of the task whose coroutine is `state` and whose id is `id`) with that task
+/// as the one being polled. The registers are restored by a guard, so that a panic in `f` cannot
+/// leave them pointing at a task that is no longer polled.
+pub fn polling_task<R>(s: &Sched, state: *const c_void, id: u64, f: impl FnOnce() -> R) -> R {
+    struct Restore<'a> {
+        s: &'a Sched,
+        task: *const c_void,
+        id: u64,
+        park: *const c_void,
+    }
+    impl Drop for Restore<'_> {
+        fn drop(&mut self) {
+            self.s.current_task.set(self.task);
+            self.s.current_id.set(self.id);
+            self.s.adopted.borrow_mut().clear();
+            let _ = PARK.try_with(|p| p.task.set(self.park));
+        }
+    }
+    let restore = Restore {
+        s,
+        task: s.current_task.replace(state),
+        id: s.current_id.replace(id),
+        park: PARK.with(|p| p.task.replace(state)),
+    };
     let r = f();
-    PARK.with(|p| p.task.set(prev));
-    if prev.is_null() {
+    let outermost = restore.park.is_null();
+    drop(restore);
+    if outermost {
         run_deferred();
     }
     r
@@ -242,6 +347,38 @@ pub fn mode(lua: &Lua, s: &Sched) -> Mode {
     }
 }
 
+impl Sched {
+    /// A new task id (never 0, never reused).
+    pub fn new_task_id(&self) -> u64 {
+        let id = self.next_id.get();
+        self.next_id.set(id + 1);
+        id
+    }
+
+    /// The id of the task being polled, 0 when none.
+    pub fn current_id(&self) -> u64 {
+        self.current_id.get()
+    }
+
+    /// `net.wrap` is about to resume `co` from the calling coroutine: if that is the polled task
+    /// (or a coroutine it resumed this way), `co` counts as the task until `unadopt`. Returns
+    /// whether it was adopted (`unadopt` ends it).
+    pub fn adopt(&self, lua: &Lua, co: *const c_void) -> bool {
+        if mode(lua, self) != Mode::Task {
+            return false;
+        }
+        self.adopted.borrow_mut().push(co);
+        true
+    }
+
+    pub fn unadopt(&self, co: *const c_void) {
+        let mut a = self.adopted.borrow_mut();
+        if let Some(i) = a.iter().rposition(|&c| c == co) {
+            a.truncate(i);
+        }
+    }
+}
+
 pub fn nested_error(op: &str) -> NetError {
     NetError::new(
         Kind::Io,
@@ -265,6 +402,9 @@ pub struct Call<F> {
     sched: Rc<Sched>,
     op: &'static str,
     lua: Lua,
+    /// In a task: the task's id, and its driver's waker once polled (see `poll`).
+    task: u64,
+    driver: Option<std::task::Waker>,
 }
 
 impl<F> Call<F> {
@@ -272,11 +412,19 @@ impl<F> Call<F> {
     pub fn new(lua: &Lua, op: &'static str, prepared: NResult<F>) -> Self {
         let sched = sched(lua);
         let mode = mode(lua, &sched);
+        let task = if mode == Mode::Task {
+            // A park earlier in this poll that never yielded (e.g. from a table.sort comparator,
+            // its error caught) is stale: the task now waits on this call.
+            unpark();
+            sched.current_id.get()
+        } else {
+            0
+        };
         let (fut, err) = match prepared {
             Ok(f) => (Some(f), None),
             Err(e) => (None, Some(e)),
         };
-        Call { fut, err, mode, sched, op, lua: lua.clone() }
+        Call { fut, err, mode, sched, op, lua: lua.clone(), task, driver: None }
     }
 }
 
@@ -293,10 +441,27 @@ impl<R: IntoLuaMulti, F: Future<Output = NResult<R>>> Future for Call<F> {
         } else {
             match (this.mode, this.fut.as_mut()) {
                 (_, None) => Err(NetError::new(Kind::Io, format!("{}: polled after completion", this.op))),
-                (Mode::Task, Some(f)) => match unsafe { std::pin::Pin::new_unchecked(f) }.poll(cx) {
-                    Poll::Pending => return Poll::Pending,
-                    Poll::Ready(r) => r,
-                },
+                // Polled outside its task: the task's coroutine was resumed by someone else. Leave
+                // the future alone (its wake-ups are the task's), fail here, wake the driver.
+                (Mode::Task, Some(_)) if this.sched.current_id.get() != this.task => {
+                    if let Some(w) = &this.driver {
+                        w.wake_by_ref();
+                    }
+                    foreign_resume(this.lua.current_thread().to_pointer());
+                    return Poll::Ready(crate::export::to_lua::<()>(
+                        &this.lua,
+                        Err(NetError::new(Kind::Io, FOREIGN_RESUME.trim_start_matches("io: "))),
+                    ));
+                }
+                (Mode::Task, Some(f)) => {
+                    if this.driver.is_none() {
+                        this.driver = Some(cx.waker().clone());
+                    }
+                    match unsafe { std::pin::Pin::new_unchecked(f) }.poll(cx) {
+                        Poll::Pending => return Poll::Pending,
+                        Poll::Ready(r) => r,
+                    }
+                }
                 (Mode::Block, Some(_)) => {
                     let f = this.fut.take().expect("checked");
                     this.sched.block_on(f)

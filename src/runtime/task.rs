@@ -30,12 +30,20 @@ struct TaskState {
     abort: RefCell<Option<tokio::task::AbortHandle>>,
     /// Someone called `join`: its failure is theirs to report, not printed.
     joined: std::cell::Cell<bool>,
-    /// The coroutine's lua_State, to refuse a task joining itself.
-    thread: *const std::ffi::c_void,
+    /// Never reused (unlike the coroutine's address once it is collected): a task joining
+    /// itself is refused by comparing ids.
+    id: u64,
+    /// The task's coroutine in the registry, until the task ends.
+    co: RefCell<Option<LuaRegistryKey>>,
 }
 
 impl TaskState {
+    /// Records how the task ended and wakes its joiners. A task cancelled while it ran (by
+    /// itself) stays cancelled whatever it returns afterwards.
     fn finish(&self, o: Outcome) {
+        if matches!(*self.outcome.borrow(), Outcome::Cancelled) {
+            return;
+        }
         *self.outcome.borrow_mut() = o;
         for w in self.joiners.borrow_mut().drain(..) {
             w.wake();
@@ -58,13 +66,14 @@ pub fn spawn(lua: &Lua, f: LuaFunction, args: LuaMultiValue) -> LuaResult<Task> 
     first.extend(args);
     drop(th.clone().into_async::<()>(first)?);
     let key = lua.create_registry_value(th)?;
-
+    let id = s.new_task_id();
     let state = Rc::new(TaskState {
         outcome: RefCell::new(Outcome::Running),
         joiners: RefCell::new(Vec::new()),
         abort: RefCell::new(None),
         joined: std::cell::Cell::new(false),
-        thread: ptr,
+        id,
+        co: RefCell::new(Some(key)),
     });
     let st = state.clone();
     let lua2 = lua.clone();
@@ -72,30 +81,48 @@ pub fn spawn(lua: &Lua, f: LuaFunction, args: LuaMultiValue) -> LuaResult<Task> 
     s.retain();
     // Created outside the async block so that it is dropped (and the loop released) even when
     // the task is cancelled before its first poll.
-    let alive = Release(s2.clone(), st.clone());
+    let alive = Release(s2.clone(), st.clone(), ptr);
     let fut = async move {
         let _alive = alive;
         let mut parked: Option<(Rc<dyn super::Parkable>, bool)> = None;
+        let mut first = true;
         let res = poll_fn(|cx| {
+            if first {
+                first = false;
+                super::add_driver(ptr, cx.waker());
+            }
+            if matches!(*st.outcome.borrow(), Outcome::Cancelled) {
+                // Cancelled by itself during its last poll (see `cancel`).
+                close_coroutine(&lua2, &st);
+                return Poll::Ready(Ok(LuaMultiValue::new()));
+            }
+            let th = match st.thread(&lua2) {
+                Some(th) => th,
+                None => return Poll::Ready(Ok(LuaMultiValue::new())),
+            };
+            if th.status() != LuaThreadStatus::Resumable {
+                // Someone else resumed the coroutine and it ended there.
+                return Poll::Ready(Err(LuaError::runtime(super::FOREIGN_RESUME)));
+            }
             if let Some((on, write)) = &parked {
                 if on.poll_ready(cx, *write).is_pending() {
                     return Poll::Pending;
                 }
                 parked = None;
             }
-            let at = match lua2.registry_value::<LuaThread>(&key).and_then(|th| th.into_async::<LuaMultiValue>(())) {
+            let at = match th.into_async::<LuaMultiValue>(()) {
                 Ok(at) => at,
                 Err(e) => return Poll::Ready(Err(e)),
             };
             let mut at = std::pin::pin!(at);
-            let prev = s2.current_task.replace(ptr);
-            let r = super::polling_task(ptr, || at.as_mut().poll(cx));
-            s2.current_task.set(prev);
+            let r = super::polling_task(&s2, ptr, id, || at.as_mut().poll(cx));
             // A task that parked itself (see `park_here`) yielded mlua's pending marker: register
             // interest in what it waits for now, and poll again at once if that is already ready.
             let p = super::take_parked();
             if r.is_pending() {
-                if let Some((on, write)) = p {
+                if matches!(*st.outcome.borrow(), Outcome::Cancelled) {
+                    cx.waker().wake_by_ref(); // stop at once (see the top of this closure)
+                } else if let Some((on, write)) = p {
                     if on.poll_ready(cx, write).is_ready() {
                         cx.waker().wake_by_ref();
                     } else {
@@ -106,7 +133,9 @@ pub fn spawn(lua: &Lua, f: LuaFunction, args: LuaMultiValue) -> LuaResult<Task> 
             r
         })
         .await;
-        let _ = lua2.remove_registry_value(key);
+        if let Some(key) = st.co.borrow_mut().take() {
+            let _ = lua2.remove_registry_value(key);
+        }
         st.finish(outcome_of(&lua2, &s2, &st, res));
     };
     let handle = s.local.spawn_local(fut);
@@ -114,10 +143,45 @@ pub fn spawn(lua: &Lua, f: LuaFunction, args: LuaMultiValue) -> LuaResult<Task> 
     Ok(Task(state))
 }
 
+impl TaskState {
+    fn thread(&self, lua: &Lua) -> Option<LuaThread> {
+        self.co.borrow().as_ref().and_then(|k| lua.registry_value::<LuaThread>(k).ok())
+    }
+}
+
+/// Closes a cancelled task's suspended coroutine so that its pending `<close>` variables run
+/// (Lua 5.4; other versions have none). An error from one of them is printed.
+fn close_coroutine(lua: &Lua, st: &TaskState) {
+    #[cfg(feature = "lua54")]
+    {
+        let Some(th) = st.thread(lua) else { return };
+        if th.status() != LuaThreadStatus::Resumable {
+            return;
+        }
+        let Ok(close) = export::glue(lua).map(|g| g.close_coroutine.clone()) else { return };
+        match close.call::<(bool, LuaValue)>(th) {
+            Ok((true, _)) => {}
+            Ok((false, e)) => eprintln!("net: closing a cancelled task: {}", display(&e)),
+            Err(e) => eprintln!("net: closing a cancelled task: {e}"),
+        }
+    }
+    #[cfg(not(feature = "lua54"))]
+    let _ = (lua, st);
+}
+
+#[cfg(feature = "lua54")]
+fn display(v: &LuaValue) -> String {
+    match v {
+        LuaValue::String(s) => s.to_string_lossy(),
+        v => format!("{v:?}"),
+    }
+}
+
 /// Releases the loop's hold when the task's future ends or is dropped (cancel).
-struct Release(Rc<Sched>, Rc<TaskState>);
+struct Release(Rc<Sched>, Rc<TaskState>, *const std::ffi::c_void);
 impl Drop for Release {
     fn drop(&mut self) {
+        super::remove_driver(self.2);
         if matches!(*self.1.outcome.borrow(), Outcome::Running) {
             self.1.finish(Outcome::Cancelled);
         }
@@ -187,7 +251,7 @@ fn join(
 ) -> crate::error::NResult<impl std::future::Future<Output = crate::error::NResult<LuaMultiValue>>> {
     let st = args.this::<Task>("task")?.0.clone();
     let s = sched(lua);
-    if !s.current_task.get().is_null() && s.current_task.get() == st.thread && super::mode(lua, &s) == Mode::Task {
+    if s.current_id() == st.id && super::mode(lua, &s) == Mode::Task {
         return Err(NetError::new(Kind::Io, "task:join() called by the task itself (it would wait forever)"));
     }
     st.joined.set(true);
@@ -221,16 +285,26 @@ pub fn register(lua: &Lua, net: &LuaTable) -> LuaResult<()> {
     methods.set("join", export::async_func(lua, "join", join)?)?;
     methods.set(
         "cancel",
-        func(lua, "cancel", |_, args| {
+        func(lua, "cancel", |lua, args| {
             let st = args.this::<Task>("task")?.0.clone();
-            let running = matches!(*st.outcome.borrow(), Outcome::Running);
-            if let Some(h) = st.abort.borrow_mut().take() {
-                h.abort();
+            if !matches!(*st.outcome.borrow(), Outcome::Running) {
+                return Ok(false);
             }
-            if running {
-                st.finish(Outcome::Cancelled); // visible at once, not at the loop's next turn
+            let s = sched(lua);
+            let itself = s.current_id() == st.id;
+            if !itself {
+                // Dropped at the loop's next turn without being resumed again.
+                if let Some(h) = st.abort.borrow_mut().take() {
+                    h.abort();
+                }
             }
-            Ok(running)
+            // Visible at once, not at the loop's next turn. The task itself stops at its next
+            // wait: its driver sees the outcome and closes the coroutine there.
+            st.finish(Outcome::Cancelled);
+            if !itself {
+                close_coroutine(lua, &st);
+            }
+            Ok(true)
         })?,
     )?;
     methods.set(
@@ -290,15 +364,12 @@ pub fn register(lua: &Lua, net: &LuaTable) -> LuaResult<()> {
             Ok(())
         })?,
     )?;
-    let adopt = lua.create_function(|lua, co: LuaThread| {
-        sched(lua).adopted.borrow_mut().insert(co.to_pointer());
-        Ok(())
-    })?;
-    let unadopt = lua.create_function(|lua, co: LuaThread| {
-        sched(lua).adopted.borrow_mut().remove(&co.to_pointer());
+    let enter = lua.create_function(|lua, co: LuaThread| Ok(sched(lua).adopt(lua, co.to_pointer())))?;
+    let leave = lua.create_function(|lua, co: LuaThread| {
+        sched(lua).unadopt(co.to_pointer());
         Ok(())
     })?;
     let make_wrap = export::glue(lua)?.make_wrap.clone();
-    net.set("wrap", make_wrap.call::<LuaFunction>((adopt, unadopt))?)?;
+    net.set("wrap", make_wrap.call::<LuaFunction>((enter, leave))?)?;
     Ok(())
 }
