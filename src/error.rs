@@ -23,6 +23,8 @@ pub enum Kind {
     Limit,
     Io,
     Cancelled,
+    /// A blocking call on the main thread was stopped by Ctrl-C (SIGINT; see runtime/signal.rs).
+    Interrupted,
     /// A wrong argument: a programming error, reported like Lua's `luaL_argerror`.
     Arg,
 }
@@ -42,6 +44,7 @@ impl Kind {
             Kind::Limit => "limit",
             Kind::Io => "io",
             Kind::Cancelled => "cancelled",
+            Kind::Interrupted => "interrupted",
             Kind::Arg => "",
         }
     }

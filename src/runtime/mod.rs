@@ -9,6 +9,7 @@
 //!   and yielding would hand mlua's marker to the user's coroutine).
 
 pub mod channel;
+pub mod signal;
 pub mod task;
 pub mod timer;
 
@@ -94,7 +95,8 @@ impl Sched {
     }
 
     /// Runs `fut` to completion on this thread, driving every task, server and timer meanwhile.
-    pub fn block_on<F: Future>(&self, fut: F) -> F::Output {
+    /// Ctrl-C ends the wait with `interrupted: OP interrupted by SIGINT` (see `signal`).
+    pub fn block_on<F: Future>(&self, lua: &Lua, op: &str, fut: F) -> NResult<F::Output> {
         struct Running<'a>(&'a Cell<bool>);
         impl Drop for Running<'_> {
             fn drop(&mut self) {
@@ -103,7 +105,10 @@ impl Sched {
         }
         self.running.set(true);
         let _guard = Running(&self.running);
-        self.local.block_on(&self.rt, fut)
+        let fut = std::pin::pin!(fut);
+        self.local
+            .block_on(&self.rt, signal::Interruptible::new(lua, fut))
+            .map_err(|signal::Interrupted| NetError::new(Kind::Interrupted, format!("{op} interrupted by SIGINT")))
     }
 
     /// Enters the runtime context (needed to create tokio sockets outside the loop).
@@ -464,7 +469,7 @@ impl<R: IntoLuaMulti, F: Future<Output = NResult<R>>> Future for Call<F> {
                 }
                 (Mode::Block, Some(_)) => {
                     let f = this.fut.take().expect("checked");
-                    this.sched.block_on(f)
+                    this.sched.block_on(&this.lua, this.op, f).and_then(|r| r)
                 }
                 (Mode::Nested, Some(_)) => Err(nested_error(this.op)),
             }

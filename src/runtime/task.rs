@@ -343,14 +343,15 @@ pub fn register(lua: &Lua, net: &LuaTable) -> LuaResult<()> {
             s.stop_requested.set(false);
             s.failed.set(0);
             let s2 = s.clone();
-            s.block_on(poll_fn(|cx| {
+            let until_done = poll_fn(|cx| {
                 if s2.live.get() == 0 || s2.stop_requested.get() {
                     Poll::Ready(())
                 } else {
                     *s2.run_waker.borrow_mut() = Some(cx.waker().clone());
                     Poll::Pending
                 }
-            }));
+            });
+            s.block_on(lua, "net.run", until_done)?;
             s.stop_requested.set(false);
             Ok(s.failed.get())
         })?,
