@@ -8,6 +8,106 @@ local websocket = require("net.websocket")
 local s = helper.scope(3000)
 after_each(s.cleanup)
 
+-- Drives the loop until peer p printed `n` lines (bounded): the seconds it took.
+local function time_lines(p, n, seconds)
+  local t0 = net.now()
+  helper.wait_until(seconds, function() return #p:lines() >= n end, 0.01)
+  return net.now() - t0
+end
+
+-- Python for a raw client: frame() makes one masked frame (mask key 0: the payload goes as is),
+-- upgrade() connects and upgrades, read_frame() reads one frame -> opcode, payload.
+local PY_FRAMES = [[
+import base64, hashlib, os, socket, struct, sys, time
+def frame(op, payload):
+    return bytes([0x80 | op, 0x80 | len(payload)]) + b"\0\0\0\0" + payload
+def upgrade(port, rcvbuf=None):
+    c = socket.socket()
+    if rcvbuf:
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    c.connect(("127.0.0.1", port))
+    key = base64.b64encode(os.urandom(16))
+    c.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+              b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: " + key + b"\r\n\r\n")
+    resp = b""
+    while b"\r\n\r\n" not in resp:
+        resp += c.recv(1)
+    assert resp.startswith(b"HTTP/1.1 101"), resp
+    return c
+def read_frame(c):
+    def exact(n):
+        b = b""
+        while len(b) < n:
+            d = c.recv(n - len(b))
+            if not d:
+                raise EOFError()
+            b += d
+        return b
+    h = exact(2)
+    n = h[1] & 0x7f
+    if n == 126:
+        n = struct.unpack(">H", exact(2))[0]
+    elif n == 127:
+        n = struct.unpack(">Q", exact(8))[0]
+    return h[0] & 0x0f, exact(n)
+]]
+
+describe("a ping flood that never reads the pongs", function()
+  it("keeps memory bounded and answers the latest ping once the peer reads", function()
+    local N = 200000
+    local rss_before, rss_after, kb_after, pings
+    local function rss_mb()
+      local f = assert(io.open("/proc/self/statm"))
+      local pages = tonumber(f:read("*l"):match("^%d+ (%d+)"))
+      f:close()
+      return pages * 4096 / 2 ^ 20
+    end
+    local server = s.ws_serve({ compress = false }, function(conn)
+      conn:set_timeout(20000)
+      collectgarbage()
+      rss_before = rss_mb()
+      pings = 0
+      while true do
+        local m = conn:recv()
+        if m == nil then return end
+        if m.type == "ping" then
+          pings = pings + 1
+        elseif m.type == "text" and m.data == "done" then
+          rss_after, kb_after = rss_mb(), collectgarbage("count")
+          conn:send("after")
+        end
+      end
+    end)
+    local p = helper.python(PY_FRAMES .. [[
+port, n = int(sys.argv[1]), int(sys.argv[2])
+c = upgrade(port, rcvbuf=4096)
+flood = b"".join(frame(0x9, (b"%010d" % i).ljust(125, b"x")) for i in range(n))
+c.sendall(flood + frame(0x1, b"done"))
+print("sent", flush=True)
+time.sleep(0.5)
+last, pongs = None, 0
+while True:
+    op, payload = read_frame(c)
+    if op == 0xA:
+        last, pongs = payload[:10], pongs + 1
+    elif op == 0x1:
+        print("last", last.decode(), "text", payload.decode(), "pongs", pongs, flush=True)
+        break
+c.sendall(frame(0x8, struct.pack(">H", 1000)))
+]], tostring(server.port), tostring(N))
+    finally(function() p:kill() end)
+    local took = time_lines(p, 2, 30)
+    local lines = p:lines()
+    assert.equal("sent", lines[1], p:stderr())
+    assert.matches(("^last %010d text after pongs %%d+$"):format(N - 1), lines[2] or p:stderr())
+    assert.equal(N, pings)
+    local grew = rss_after - rss_before
+    assert.is_true(grew < 12, ("the server grew by %.1f MB of RSS over %d pings"):format(grew, N))
+    assert.is_true(kb_after < 64 * 1024, ("Lua heap %.0f KB"):format(kb_after))
+    assert.is_true(took < 30)
+  end)
+end)
+
 -- Reads from a raw net stream until EOF or an error, bounded: "eof", "error" or "timeout", and
 -- what was read.
 local function read_end(c, seconds)
