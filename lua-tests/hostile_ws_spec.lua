@@ -15,6 +15,115 @@ local function time_lines(p, n, seconds)
   return net.now() - t0
 end
 
+-- A Python `websockets` server: each connection is read until it closes; then it prints
+-- "ended CODE" once the TCP connection is gone (wait_closed). After the close handshake it waits
+-- up to its close_timeout (10 s) for the client to end TCP.
+local PY_CLOSE_SERVER = [[
+import asyncio, time, websockets
+async def handler(ws):
+    try:
+        async for m in ws:
+            pass
+    except Exception:
+        pass
+    await ws.wait_closed()
+    print("ended", ws.close_code, flush=True)
+async def main():
+    async with websockets.serve(handler, "127.0.0.1", 0) as srv:
+        print(srv.sockets[0].getsockname()[1], flush=True)
+        await asyncio.sleep(60)
+asyncio.run(main())
+]]
+
+describe("close() ends the TCP connection without anyone calling recv", function()
+  it("the facade: a Python server sees TCP end at once, and net.run() does not wait", function()
+    local p = helper.python(PY_CLOSE_SERVER)
+    finally(function() p:kill() end)
+    local port = tonumber(p:wait_line())
+    local c = assert(websocket.connect("ws://127.0.0.1:" .. port .. "/", { dial_timeout = 3000 }))
+    assert.is_true(c:send("hello"))
+    assert.is_true(c:close(websocket.CLOSE_CODES.NORMAL, "Goodbye"))
+    local t0 = net.now()
+    net.run() -- nothing of ours is alive: the close finishing in the background does not count
+    assert.is_true(net.now() - t0 < 0.5, "net.run() waited for the background close")
+    -- Python waits close_timeout (10 s) for the client to end TCP; we end it once its close came
+    local took = time_lines(p, 2, 5)
+    assert.same({ "ended 1000" }, { p:lines()[2] })
+    assert.is_true(took < 2, ("TCP ended %.2f s after close()"):format(took))
+  end)
+
+  it("the core client: ws:close() and no recv", function()
+    local p = helper.python(PY_CLOSE_SERVER)
+    finally(function() p:kill() end)
+    local port = tonumber(p:wait_line())
+    local ws = s.ws_connect(port)
+    ws:send("hello")
+    ws:close(4001, "bye")
+    local took = time_lines(p, 2, 5)
+    assert.same({ "ended 4001" }, { p:lines()[2] })
+    assert.is_true(took < 2, ("TCP ended %.2f s after close()"):format(took))
+    -- recv still reports the peer's reply, once, then the end
+    local reply = ws:recv()
+    assert.equal("close", reply.type)
+    assert.equal(4001, reply.code)
+    assert.is_nil(ws:recv())
+    assert.equal(4001, ws.closeCode)
+  end)
+
+  it("the core server: conn:close() and no recv; a Python client sees TCP end at once", function()
+    local server = s.ws_serve(nil, function(conn) conn:close(4002, "server bye") end)
+    local p = helper.python([[
+import asyncio, sys, websockets
+async def main():
+    async with websockets.connect("ws://127.0.0.1:%s/" % sys.argv[1]) as ws:
+        print("open", flush=True)
+        try:
+            await ws.recv()
+        except Exception:
+            pass
+        await ws.wait_closed()
+        print("ended", ws.close_code, flush=True)
+asyncio.run(main())
+]], tostring(server.port))
+    finally(function() p:kill() end)
+    p:wait_line()
+    local took = time_lines(p, 2, 5)
+    assert.same({ "ended 4002" }, { p:lines()[2] })
+    assert.is_true(took < 2, ("TCP ended %.2f s after close()"):format(took))
+  end)
+
+  it("a peer that never answers the close: the socket is closed after a few seconds", function()
+    -- a raw server that upgrades, then reads and never answers (nor closes)
+    local p = helper.python([[
+import base64, hashlib, socket, time
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen(4)
+print(s.getsockname()[1], flush=True)
+c, _ = s.accept()
+req = b""
+while b"\r\n\r\n" not in req:
+    req += c.recv(4096)
+key = [l.split(b":", 1)[1].strip() for l in req.split(b"\r\n") if l.lower().startswith(b"sec-websocket-key")][0]
+acc = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+          b"Sec-WebSocket-Accept: " + acc + b"\r\n\r\n")
+t0 = time.monotonic()
+while c.recv(4096):
+    pass
+print("eof after %.1f" % (time.monotonic() - t0), flush=True)
+]])
+    finally(function() p:kill() end)
+    local ws = s.ws_connect(tonumber(p:wait_line()), { compress = false })
+    ws:close()
+    local took = time_lines(p, 2, 8)
+    assert.is_true(#p:lines() >= 2, "the socket stayed open")
+    assert.is_true(took < 6, ("closed %.2f s after close()"):format(took))
+    assert.is_nil(ws:recv()) -- over: no reply came
+    assert.equal(1000, ws.closeCode)
+  end)
+end)
+
 -- Python for a raw client: frame() makes one masked frame (mask key 0: the payload goes as is),
 -- upgrade() connects and upgrades, read_frame() reads one frame -> opcode, payload.
 local PY_FRAMES = [[
