@@ -49,7 +49,8 @@ pub struct Inner {
     close_code: Cell<Option<u16>>,
     /// The connection is over: `recv` returns nil from now on.
     ended: Cell<bool>,
-    /// Our `close()` was called: a background task finishes the close handshake.
+    /// Our `close()` was called: the methods but `recv`, `next`, `set_timeout` and `close` raise
+    /// `closed: ...`, and a background task finishes the close handshake.
     closing: Cell<bool>,
     /// The peer's close reply, read by the background close, for the next `recv`.
     reply: RefCell<Option<Message>>,
@@ -101,6 +102,16 @@ impl crate::runtime::Parkable for Inner {
 
 fn this(a: &Args) -> NResult<Rc<Inner>> {
     Ok(a.this::<WebSocket>("websocket")?.0.clone())
+}
+
+/// The websocket, or `closed: ...` once `close()` was called (for the methods that make no
+/// sense then).
+fn open(a: &Args, op: &str) -> NResult<Rc<Inner>> {
+    let ws = this(a)?;
+    if ws.closing.get() {
+        return Err(NetError::closed(op, "websocket"));
+    }
+    Ok(ws)
 }
 
 fn noop_cx() -> Context<'static> {
@@ -438,8 +449,8 @@ pub fn register(lua: &Lua) -> LuaResult<()> {
             Ok(())
         })?,
     )?;
-    methods.set("peer_addr", func(lua, "peer_addr", |_, a| Ok(this(&a)?.peer.clone()))?)?;
-    methods.set("local_addr", func(lua, "local_addr", |_, a| Ok(this(&a)?.local.clone()))?)?;
+    methods.set("peer_addr", func(lua, "peer_addr", |_, a| Ok(open(&a, "peer_addr")?.peer.clone()))?)?;
+    methods.set("local_addr", func(lua, "local_addr", |_, a| Ok(open(&a, "local_addr")?.local.clone()))?)?;
 
     let getters = lua.create_table()?;
     getters.set(
@@ -455,7 +466,7 @@ pub fn register(lua: &Lua) -> LuaResult<()> {
         lua.create_function(|_, ud: LuaAnyUserData| Ok(ud.borrow::<WebSocket>()?.0.extensions.clone()))?,
     )?;
     register_type::<WebSocket>(lua, methods, Some(getters), |w| {
-        let state = if w.0.ended.get() { ", closed" } else { "" };
+        let state = if w.0.ended.get() || w.0.closing.get() { ", closed" } else { "" };
         format!("ws{{{} -> {}{state}}}", w.0.local, w.0.peer)
     })
 }
