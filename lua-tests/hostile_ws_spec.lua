@@ -315,3 +315,75 @@ describe("a closed ws", function()
     helper.raises("^closed: ", server.accept, server)
   end)
 end)
+
+describe("finalizers that use a ws while it is in use", function()
+  it("recv/send/close from __gc during a recv loop: no panic, no crash", function()
+    local rc, out, err = helper.child([[
+local function gc_object(fn)
+  if newproxy then
+    local u = newproxy(true)
+    getmetatable(u).__gc = fn
+    return u
+  end
+  return setmetatable({}, { __gc = fn })
+end
+if jit then
+  collectgarbage("setpause", 0); collectgarbage("setstepmul", 1000)
+else
+  collectgarbage("incremental", 0, 1000)
+end
+local server = net.ws.listen("127.0.0.1", 0)
+net.spawn(function()
+  while true do
+    local ok, conn = pcall(server.accept, server)
+    if not ok then return end
+    net.spawn(function()
+      while true do
+        local ok2, m = pcall(conn.recv, conn)
+        if not ok2 or m == nil or m.type == "close" then return end
+        if m.type == "text" then pcall(conn.send, conn, m.data) end
+      end
+    end)
+  end
+end)
+local function churn(ws, n)
+  for i = 1, n do
+    local kind = i % 3
+    gc_object(function()
+      if kind == 0 then pcall(ws.recv, ws)
+      elseif kind == 1 then pcall(ws.send, ws, "from gc")
+      else pcall(ws.close, ws) end
+    end)
+  end
+end
+for round = 1, 20 do
+  local ws = net.ws.connect("ws://127.0.0.1:" .. server.port .. "/", { timeout = 2000 })
+  ws:set_timeout(2000)
+  -- the main thread reads (the fast path and the loop)
+  for i = 1, 30 do
+    pcall(ws.send, ws, "m" .. i)
+    churn(ws, 20)
+    local ok, m = pcall(ws.recv, ws)
+    if not ok or m == nil then break end
+  end
+  -- a task reads
+  local t = net.spawn(function()
+    for i = 1, 30 do
+      pcall(ws.send, ws, "t" .. i)
+      churn(ws, 20)
+      local ok, m = pcall(ws.recv, ws)
+      if not ok or m == nil then return end
+    end
+  end)
+  pcall(t.join, t)
+  pcall(ws.close, ws)
+  collectgarbage()
+end
+server:close()
+print("done")
+]], 60)
+    assert.is_nil(err:find("panicked"), err)
+    assert.equal("done", out:match("done"), err)
+    assert.equal(0, rc, err)
+  end)
+end)
