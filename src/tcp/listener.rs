@@ -9,6 +9,7 @@ use std::time::Duration;
 use mlua::prelude::*;
 use tokio::net::{TcpListener, UnixListener};
 
+use super::handshakes::Handshakes;
 use super::stream::{Stream, Transport};
 use crate::error::{NResult, NetError};
 use crate::export::{async_func, func, register_type, Args};
@@ -31,11 +32,14 @@ pub struct Inner {
     waiters: crate::runtime::Waiters,
     /// TLS streams whose handshake finished, waiting for `accept`.
     handshaken: RefCell<std::collections::VecDeque<Stream>>,
+    /// TLS handshakes in progress: closing the listener ends them.
+    handshakes: Rc<Handshakes>,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
         close(&self.sock);
+        self.handshakes.abort_all();
     }
 }
 
@@ -55,6 +59,7 @@ impl Listener {
             local,
             waiters: Default::default(),
             handshaken: Default::default(),
+            handshakes: Default::default(),
         }))
     }
 }
@@ -75,12 +80,13 @@ fn open(args: &Args, op: &str) -> NResult<Rc<Inner>> {
 /// Starts the TLS handshake of a new connection in the background; the finished stream goes
 /// to the listener's queue.
 fn start_handshake(l: &Rc<Inner>, server: &Rc<crate::tls::Server>, tcp: tokio::net::TcpStream, peer: String) {
+    use std::os::fd::AsRawFd;
     let _ = tcp.set_nodelay(true);
     let local = tcp.local_addr().map(|a| a.to_string()).unwrap_or_default();
-    let (listener, server) = (Rc::downgrade(l), server.clone());
-    tokio::task::spawn_local(async move {
+    let (listener, server, fd) = (Rc::downgrade(l), server.clone(), tcp.as_raw_fd());
+    l.handshakes.spawn(fd, async move {
         if let Ok(tls) = crate::tls::accept(&server, &peer, tcp).await {
-            if let Some(l) = listener.upgrade() {
+            if let Some(l) = listener.upgrade().filter(|l| !l.is_closed()) {
                 l.handshaken.borrow_mut().push_back(Stream::new(Transport::Tls(Box::new(tls)), peer, local));
                 l.waiters.wake_all();
             }
@@ -126,9 +132,14 @@ impl Inner {
         self.sock.borrow().is_none()
     }
 
-    /// Closes the socket; tasks waiting in `accept` get `closed: ...`.
+    /// Closes the socket; tasks waiting in `accept` get `closed: ...`. TLS handshakes in
+    /// progress are ended and finished ones not accepted yet are closed: their peers see the
+    /// connection end now, not when the collector gets to the listener.
     pub fn close(&self) {
         close(&self.sock);
+        self.handshakes.abort_all();
+        let finished = std::mem::take(&mut *self.handshaken.borrow_mut());
+        drop(finished);
         self.waiters.wake_all();
     }
 

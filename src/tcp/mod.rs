@@ -5,6 +5,7 @@
 //! `nodelay = false`: scripts write small messages and expect them to leave at once.
 
 mod fast;
+pub mod handshakes;
 pub mod listener;
 pub mod stream;
 

@@ -10,6 +10,10 @@
 //! is written at once, unless more frames from the peer are already buffered, in which case it
 //! is written when the task yields (or by a small background flusher if the socket is full); an
 //! echo loop that answers sixteen queued messages thus writes once instead of sixteen times.
+//!
+//! A peer that floods pings and never reads cannot grow the queue: only the latest automatic pong
+//! waits (RFC 6455 §5.5.3 allows answering just the most recent ping), and while more than
+//! `MAX_QUEUED` waits to be written, nothing more is read from the peer.
 
 use std::cell::{Cell, RefCell};
 use std::io::Cursor;
@@ -22,6 +26,7 @@ use tungstenite::protocol::frame::coding::{Control, Data, OpCode};
 use tungstenite::protocol::frame::FrameHeader;
 
 use super::deflate::{Deflater, InflateError, Inflater, Params};
+use crate::runtime::Waiters;
 use crate::tcp::stream::Transport;
 
 /// Close codes of RFC 6455 §7.4.1 used here.
@@ -97,6 +102,9 @@ struct Writer {
     deflater: Option<Deflater>,
     /// An error met by a background flush, reported to the next caller.
     failed: Option<std::io::ErrorKind>,
+    /// Where the automatic pong waiting in `buf` starts, while none of it is written: a newer
+    /// ping replaces it instead of adding another.
+    pong_at: Option<usize>,
 }
 
 pub struct Conn {
@@ -115,6 +123,10 @@ pub struct Conn {
     /// The close handshake is over (or we failed the connection): once the queue is written the
     /// TCP connection is ended, the server first as RFC 6455 §7.1.1 wants.
     finished: Cell<bool>,
+    /// Tasks waiting for the queue to be written. The socket wakes only the last one that
+    /// polled it, and a sender, a background flusher and a reader held back by a full queue may
+    /// all wait at once: whoever writes the queue out wakes the others.
+    flush_waiters: Waiters,
 }
 
 thread_local! {
@@ -152,18 +164,51 @@ impl Conn {
                 frag_kind: None,
                 inflater: deflate.map(Inflater::new),
             }),
-            wr: RefCell::new(Writer { buf: Vec::new(), pos: 0, deflater: deflate.map(Deflater::new), failed: None }),
+            wr: RefCell::new(Writer {
+                buf: Vec::new(),
+                pos: 0,
+                deflater: deflate.map(Deflater::new),
+                failed: None,
+                pong_at: None,
+            }),
             client,
             max,
             deflate: deflate.is_some(),
             flush_pending: Cell::new(false),
             sent_close: Cell::new(false),
             finished: Cell::new(false),
+            flush_waiters: Waiters::default(),
         }
     }
 
     /// Queues one frame. Data messages are compressed when deflate was agreed and it pays.
     pub fn queue(&self, opcode: OpCode, payload: &[u8]) -> Result<(), Error> {
+        self.queue_at(opcode, payload).map(|_| ())
+    }
+
+    /// Queues the automatic answer to a ping, replacing the previous one if none of it is
+    /// written yet: a peer that pings faster than it reads gets one pong, for its latest ping.
+    fn queue_pong(&self, payload: &[u8]) -> Result<(), Error> {
+        {
+            let mut wr = self.wr.borrow_mut();
+            let wr = &mut *wr;
+            if let Some(at) = wr.pong_at.take() {
+                if at >= wr.pos && at < wr.buf.len() {
+                    // A control frame: a 2-byte header, a 4-byte mask key from a client, at most
+                    // 125 bytes of payload (no extended length).
+                    let b1 = wr.buf[at + 1];
+                    let len = 2 + if b1 & 0x80 != 0 { 4 } else { 0 } + usize::from(b1 & 0x7f);
+                    wr.buf.drain(at..at + len);
+                }
+            }
+        }
+        let at = self.queue_at(OpCode::Control(Control::Pong), payload)?;
+        self.wr.borrow_mut().pong_at = Some(at);
+        Ok(())
+    }
+
+    /// Queues one frame; returns where it starts in the write buffer.
+    fn queue_at(&self, opcode: OpCode, payload: &[u8]) -> Result<usize, Error> {
         let mut wr = self.wr.borrow_mut();
         let wr = &mut *wr;
         if let Some(kind) = wr.failed {
@@ -172,7 +217,9 @@ impl Conn {
         if wr.pos == wr.buf.len() {
             wr.buf.clear();
             wr.pos = 0;
+            wr.pong_at = None;
         }
+        let frame_start = wr.buf.len();
         if opcode == OpCode::Control(Control::Close) {
             self.sent_close.set(true);
         }
@@ -195,7 +242,7 @@ impl Conn {
             if scratch.capacity() > MAX_QUEUED {
                 *scratch = Vec::new();
             }
-            Ok(())
+            Ok(frame_start)
         })
     }
 
@@ -207,6 +254,14 @@ impl Conn {
 
     /// Writes out what is queued.
     pub fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let r = self.poll_write_queue(cx);
+        if r.is_ready() {
+            self.flush_waiters.wake_all();
+        }
+        self.flush_waiters.pending(cx, r)
+    }
+
+    fn poll_write_queue(&self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         let mut wr = self.wr.borrow_mut();
         if let Some(kind) = wr.failed {
             return Poll::Ready(Err(kind.into()));
@@ -231,6 +286,7 @@ impl Conn {
         }
         wr.buf.clear();
         wr.pos = 0;
+        wr.pong_at = None;
         if wr.buf.capacity() > MAX_QUEUED {
             wr.buf = Vec::new();
         }
@@ -244,9 +300,12 @@ impl Conn {
         Pin::new(&mut *t).poll_flush(cx)
     }
 
-    /// Closes the socket (the connection ended without a close handshake).
+    /// Closes the socket (the connection ended without a close handshake, or the background
+    /// close gave up); a task waiting to write finds it closed.
     pub fn release(&self) {
-        self.io.borrow_mut().take();
+        let io = self.io.borrow_mut().take();
+        drop(io);
+        self.flush_waiters.wake_all();
     }
 
     /// A whole frame is buffered already: the next read will not wait.
@@ -271,6 +330,10 @@ impl Conn {
     pub fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<()> {
         if self.input_pending() {
             return Poll::Ready(());
+        }
+        if self.queued() > MAX_QUEUED {
+            // Held back (see `poll_message`): ready once the queue is written.
+            return self.poll_flush(cx).map(|_| ());
         }
         let r = match &*self.io.borrow() {
             Some(Transport::Tcp(s)) => s.poll_read_ready(cx),
@@ -316,7 +379,7 @@ impl Conn {
             if let Some(m) = self.next_frame()? {
                 match &m {
                     Message::Ping(p) if !self.sent_close.get() => {
-                        self.queue(OpCode::Control(Control::Pong), p)?;
+                        self.queue_pong(p)?;
                         self.flush_soon();
                     }
                     Message::Close(c) if !self.sent_close.get() => {
@@ -330,6 +393,15 @@ impl Conn {
             }
             if !read {
                 return Poll::Pending;
+            }
+            if self.queued() > MAX_QUEUED {
+                // Back-pressure: a peer that does not read what we owe it gets nothing more read
+                // until it does, so it cannot make us queue without bound. Woken by the write.
+                match self.poll_flush(cx) {
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(Error::Io(e))),
+                    _ if self.queued() > MAX_QUEUED => return Poll::Pending,
+                    _ => {}
+                }
             }
             let mut rd = self.rd.borrow_mut();
             let rd = &mut *rd;
@@ -399,9 +471,16 @@ impl Conn {
             }
             let total = head + len as usize;
             if avail.len() < total {
+                let missing = total - avail.len();
+                // The frames before this one are read: drop them first, or a stream of small
+                // frames that never ends on a frame boundary grows the buffer without end.
+                if rd.pos > 0 {
+                    rd.buf.drain(..rd.pos);
+                    rd.pos = 0;
+                }
                 // Room for the rest, but not all at once on the word of a header: a peer that
                 // announces 16 MiB and sends nothing must not make us allocate 16 MiB.
-                rd.buf.reserve((total - avail.len()).min(MAX_QUEUED));
+                rd.buf.reserve(missing.min(MAX_QUEUED));
                 return Ok(None);
             }
             let start = rd.pos + head;

@@ -15,6 +15,7 @@ pub mod socket;
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::future::poll_fn;
+use std::os::fd::{AsRawFd, RawFd};
 use std::rc::{Rc, Weak};
 use std::task::Poll;
 use std::time::Duration;
@@ -24,8 +25,9 @@ use mlua::prelude::*;
 use crate::error::{NResult, NetError};
 use crate::export::{async_func, func, register_type, userdata, Args, Opts};
 use crate::runtime::Waiters;
+use crate::tcp::handshakes::Handshakes;
 use crate::tcp::listener;
-use crate::tcp::stream::Stream;
+use crate::tcp::stream::{Stream, Transport};
 use crate::tcp::{self as tcp, ConnectOpts};
 use socket::{Parts, WebSocket};
 
@@ -131,10 +133,18 @@ pub struct Server(Rc<ServerInner>);
 
 struct ServerInner {
     listener: Rc<listener::Inner>,
-    config: handshake::ServerConfig,
+    config: Rc<handshake::ServerConfig>,
     max: usize,
     ready: RefCell<VecDeque<WebSocket>>,
     waiters: Waiters,
+    /// Upgrades in progress: closing the server (or collecting it) ends them.
+    upgrades: Rc<Handshakes>,
+}
+
+impl Drop for ServerInner {
+    fn drop(&mut self) {
+        self.upgrades.abort_all();
+    }
 }
 
 fn server_this(a: &Args, op: &str) -> NResult<Rc<ServerInner>> {
@@ -145,16 +155,27 @@ fn server_this(a: &Args, op: &str) -> NResult<Rc<ServerInner>> {
     Ok(s)
 }
 
-/// Upgrades one accepted connection in the background; the result goes to `ready`.
+/// The socket under a transport, for `Handshakes` to end it.
+fn raw_fd(io: &Transport) -> RawFd {
+    match io {
+        Transport::Tcp(s) => s.as_raw_fd(),
+        Transport::Unix(s) => s.as_raw_fd(),
+        Transport::Tls(s) => s.get_ref().as_raw_fd(),
+    }
+}
+
+/// Upgrades one accepted connection in the background; the result goes to `ready`. The task
+/// holds the server weakly: an upgrade in progress does not keep a dropped server alive.
 fn start_upgrade(server: &Rc<ServerInner>, stream: Stream) {
+    let (peer, local) = (stream.0.peer.clone(), stream.0.local.clone());
+    let tls = stream.0.is_tls();
+    let Some(mut io) = stream.0.take_transport() else { return };
     let weak: Weak<ServerInner> = Rc::downgrade(server);
-    tokio::task::spawn_local(async move {
-        let (peer, local) = (stream.0.peer.clone(), stream.0.local.clone());
-        let tls = stream.0.is_tls();
-        let Some(mut io) = stream.0.take_transport() else { return };
-        let Some(s) = weak.upgrade() else { return };
-        let (max, hs) = (s.max, async { handshake::server(&mut io, &s.config, &peer).await });
+    let (config, max) = (server.config.clone(), server.max);
+    server.upgrades.spawn(raw_fd(&io), async move {
+        let hs = handshake::server(&mut io, &config, &peer);
         let Ok(Ok(agreed)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, hs).await else { return };
+        let Some(s) = weak.upgrade().filter(|s| !s.listener.is_closed()) else { return };
         let conn = conn::Conn::new(io, false, max, agreed.deflate, agreed.leftover);
         let parts = Parts { conn, tls, peer, local, subprotocol: agreed.subprotocol, extensions: agreed.extensions };
         s.ready.borrow_mut().push_back(WebSocket::new(parts));
@@ -198,7 +219,9 @@ pub fn register(lua: &Lua, net: &LuaTable) -> LuaResult<()> {
         func(lua, "close", |_, a| {
             let s = server_this(&a, "close")?;
             s.listener.close();
-            s.ready.borrow_mut().clear();
+            s.upgrades.abort_all();
+            let upgraded = std::mem::take(&mut *s.ready.borrow_mut());
+            drop(upgraded);
             s.waiters.wake_all();
             Ok(())
         })?,
@@ -229,10 +252,11 @@ pub fn register(lua: &Lua, net: &LuaTable) -> LuaResult<()> {
             let lim = limits(&o)?;
             let server = ServerInner {
                 listener: l.0.clone(),
-                config: handshake::ServerConfig { protocols, compress: lim.compress },
+                config: Rc::new(handshake::ServerConfig { protocols, compress: lim.compress }),
                 max: lim.max,
                 ready: RefCell::default(),
                 waiters: Waiters::default(),
+                upgrades: Rc::default(),
             };
             userdata(lua, Server(Rc::new(server)))
         })?,

@@ -7,11 +7,16 @@
 //! message over `max_message_size` closes with 1009, text that is not UTF-8 with 1007, other
 //! violations with 1002; `recv` then raises `limit: ...` / `protocol: ...`.
 //!
+//! `close` finishes the close handshake in the background (bounded by `CLOSE_WAIT`), so the TCP
+//! connection ends even when nobody calls `recv` afterwards; a `recv` after `close` still gets
+//! the peer's reply, whoever read it off the socket, and data that arrives after our close is
+//! dropped.
+//!
 //! `send`, `ping`, `pong`, `recv` and `next` first try synchronously (a message already
 //! buffered, room in the send queue) and only take the async path when they must wait, like the
 //! stream methods (`src/lua/stream.lua`).
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::future::poll_fn;
 use std::rc::Rc;
 use std::task::{Context, Poll};
@@ -23,9 +28,13 @@ use tungstenite::protocol::frame::coding::{Control, Data, OpCode};
 use super::conn::{self, Conn, Message};
 use crate::error::{Kind, NResult, NetError};
 use crate::export::{self, async_func, fail_tag, func, pending_tag, raw_async, register_type, Args};
+use crate::runtime::Waiters;
 
 /// A send from a task returns at once while less than this is queued.
 const SEND_QUEUE: usize = 64 * 1024;
+/// After our close frame, how long the background close waits for the peer's reply before it
+/// closes the socket anyway.
+const CLOSE_WAIT: Duration = Duration::from_secs(3);
 
 pub struct Inner {
     conn: Rc<Conn>,
@@ -40,6 +49,14 @@ pub struct Inner {
     close_code: Cell<Option<u16>>,
     /// The connection is over: `recv` returns nil from now on.
     ended: Cell<bool>,
+    /// Our `close()` was called: the methods but `recv`, `next`, `set_timeout` and `close` raise
+    /// `closed: ...`, and a background task finishes the close handshake.
+    closing: Cell<bool>,
+    /// The peer's close reply, read by the background close, for the next `recv`.
+    reply: RefCell<Option<Message>>,
+    /// After `close()`, the tasks waiting in `recv` and the background close read the same
+    /// socket, which wakes only the last to poll it: whoever ends the connection wakes the rest.
+    readers: Waiters,
 }
 
 pub struct WebSocket(pub Rc<Inner>);
@@ -66,18 +83,35 @@ impl WebSocket {
             extensions: p.extensions,
             close_code: Cell::new(None),
             ended: Cell::new(false),
+            closing: Cell::new(false),
+            reply: RefCell::new(None),
+            readers: Waiters::default(),
         }))
     }
 }
 
 impl crate::runtime::Parkable for Inner {
     fn poll_ready(&self, cx: &mut Context<'_>, _write: bool) -> Poll<()> {
+        if self.ended.get() {
+            return Poll::Ready(());
+        }
+        self.wait_with_others(cx);
         self.conn.poll_read_ready(cx)
     }
 }
 
 fn this(a: &Args) -> NResult<Rc<Inner>> {
     Ok(a.this::<WebSocket>("websocket")?.0.clone())
+}
+
+/// The websocket, or `closed: ...` once `close()` was called (for the methods that make no
+/// sense then).
+fn open(a: &Args, op: &str) -> NResult<Rc<Inner>> {
+    let ws = this(a)?;
+    if ws.closing.get() {
+        return Err(NetError::closed(op, "websocket"));
+    }
+    Ok(ws)
 }
 
 fn noop_cx() -> Context<'static> {
@@ -96,22 +130,43 @@ impl Inner {
         }
     }
 
+    /// After `close()`, registers `cx` to be woken when another reader ends the connection.
+    fn wait_with_others(&self, cx: &Context<'_>) {
+        if self.closing.get() {
+            let _ = self.readers.pending(cx, Poll::<()>::Pending);
+        }
+    }
+
     fn end(&self, code: u16) {
         self.ended.set(true);
         if self.close_code.get().is_none() {
             self.close_code.set(Some(code));
         }
+        self.readers.wake_all();
     }
 
     /// The next message (only data messages if `data_only`), or None once the connection is
     /// over. `read` false: only what is already buffered.
     fn poll_recv(&self, cx: &mut Context<'_>, data_only: bool, read: bool) -> Poll<NResult<Option<Message>>> {
+        if !data_only {
+            if let Some(m) = self.reply.borrow_mut().take() {
+                return Poll::Ready(Ok(Some(m)));
+            }
+        }
+        self.poll_message(cx, data_only, read)
+    }
+
+    /// `poll_recv` without the reply the background close kept (which that close itself uses).
+    fn poll_message(&self, cx: &mut Context<'_>, data_only: bool, read: bool) -> Poll<NResult<Option<Message>>> {
         loop {
             if self.ended.get() {
                 return Poll::Ready(Ok(None));
             }
             let r = match self.conn.poll_message(cx, read) {
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => {
+                    self.wait_with_others(cx);
+                    return Poll::Pending;
+                }
                 Poll::Ready(r) => r,
             };
             match r {
@@ -125,6 +180,10 @@ impl Inner {
                     }
                 }
                 Ok(Message::Ping(_) | Message::Pong(_)) if data_only => {}
+                // After our close only the peer's reply matters: messages still on their way
+                // are dropped, by `recv` and the background close alike, so what `recv` returns
+                // does not depend on which of them read the socket first.
+                Ok(_) if self.closing.get() => {}
                 Ok(m) => return Poll::Ready(Ok(Some(m))),
                 // The peer went away without a close frame: the end of the stream, not an error
                 // (closeCode tells 1006), as seed 000 says of recv.
@@ -139,6 +198,32 @@ impl Inner {
     fn drop_connection(&self) {
         self.end(conn::ABNORMAL);
         self.conn.release();
+    }
+
+    /// The background part of `close()`: reads until the peer's close reply (kept for `recv`),
+    /// the end of the connection, or `CLOSE_WAIT`, then ends the TCP connection. Not a task of
+    /// `net.run()`'s: a script that is done does not wait for it.
+    fn finish_close(self: &Rc<Self>, lua: &Lua) {
+        let ws = self.clone();
+        crate::runtime::sched(lua).local.spawn_local(async move {
+            let deadline = tokio::time::Instant::now() + CLOSE_WAIT;
+            let read_reply = poll_fn(|cx| match ws.poll_message(cx, false, true) {
+                Poll::Pending => Poll::Pending,
+                Poll::Ready(Ok(Some(m))) => {
+                    *ws.reply.borrow_mut() = Some(m);
+                    Poll::Ready(())
+                }
+                Poll::Ready(_) => Poll::Ready(()),
+            });
+            let _ = tokio::time::timeout_at(deadline, read_reply).await;
+            // Whatever came (or not), the TCP connection ends now: the queue (our close frame,
+            // if it is still there) gets the rest of the time, then the socket is closed.
+            ws.conn.finish();
+            let _ = tokio::time::timeout_at(deadline, poll_fn(|cx| ws.conn.poll_flush(cx))).await;
+            ws.conn.release();
+            ws.end(conn::ABNORMAL);
+            ws.readers.wake_all();
+        });
     }
 
     /// Ends the connection after a failure; the peer's violations are answered with a close frame.
@@ -330,7 +415,7 @@ pub fn register(lua: &Lua) -> LuaResult<()> {
     }
     methods.set(
         "close",
-        async_func(lua, "close", |_, a| {
+        async_func(lua, "close", |lua, a| {
             let ws = this(&a)?;
             let code = a.opt_int_in(2, 1000, 4999)?.unwrap_or(1000) as u16;
             let reason = a.opt_string(3)?.unwrap_or_default();
@@ -338,10 +423,12 @@ pub fn register(lua: &Lua) -> LuaResult<()> {
                 return Err(a.bad(3, "close reason is at most 123 bytes"));
             }
             let first = !ws.conn.sent_close.get() && !ws.ended.get();
+            ws.closing.set(true);
             if first {
                 ws.close_code.set(Some(code));
                 let payload = [&code.to_be_bytes()[..], reason.as_bytes()].concat();
                 let _ = ws.conn.queue(OpCode::Control(Control::Close), &payload);
+                ws.finish_close(lua);
             }
             Ok(async move {
                 if first {
@@ -362,8 +449,8 @@ pub fn register(lua: &Lua) -> LuaResult<()> {
             Ok(())
         })?,
     )?;
-    methods.set("peer_addr", func(lua, "peer_addr", |_, a| Ok(this(&a)?.peer.clone()))?)?;
-    methods.set("local_addr", func(lua, "local_addr", |_, a| Ok(this(&a)?.local.clone()))?)?;
+    methods.set("peer_addr", func(lua, "peer_addr", |_, a| Ok(open(&a, "peer_addr")?.peer.clone()))?)?;
+    methods.set("local_addr", func(lua, "local_addr", |_, a| Ok(open(&a, "local_addr")?.local.clone()))?)?;
 
     let getters = lua.create_table()?;
     getters.set(
@@ -379,7 +466,7 @@ pub fn register(lua: &Lua) -> LuaResult<()> {
         lua.create_function(|_, ud: LuaAnyUserData| Ok(ud.borrow::<WebSocket>()?.0.extensions.clone()))?,
     )?;
     register_type::<WebSocket>(lua, methods, Some(getters), |w| {
-        let state = if w.0.ended.get() { ", closed" } else { "" };
+        let state = if w.0.ended.get() || w.0.closing.get() { ", closed" } else { "" };
         format!("ws{{{} -> {}{state}}}", w.0.local, w.0.peer)
     })
 }
