@@ -25,27 +25,57 @@ fn is_array_marked(lua: &Lua, t: &LuaTable) -> bool {
     }
 }
 
+/// Walks a Lua value and writes its JSON text. It holds no Lua reference per key or element
+/// (only the few of the tables being walked, one per nesting level): mlua on LuaJIT caps live
+/// references near 8000, and objects can have millions of keys.
 struct Encoder<'a> {
     lua: &'a Lua,
     out: String,
+    depth: usize,
+}
+
+/// A value that cannot be encoded: the reason, and the path to it, innermost step first (each
+/// table level adds its step while the error travels out, so encoding pays nothing for paths).
+struct Bad {
+    what: String,
     path: Vec<String>,
 }
 
-impl Encoder<'_> {
-    fn bad(&self, what: impl std::fmt::Display) -> NetError {
-        let at = if self.path.is_empty() { String::new() } else { format!(" at {}", self.path.concat()) };
-        NetError::arg(1, "net.json.encode", format!("{what}{at}"))
-    }
+type Walk = Result<(), Bad>;
 
-    fn string(&mut self, s: &LuaString) -> NResult<()> {
-        let s = s.to_str().map_err(|_| self.bad("string is not valid UTF-8"))?;
+fn bad(what: impl std::fmt::Display) -> Bad {
+    Bad { what: what.to_string(), path: Vec::new() }
+}
+
+/// Adds the step into a table (`[3]` or `.name`) to an error coming out of it.
+fn at<T>(r: Result<T, Bad>, step: impl FnOnce() -> String) -> Result<T, Bad> {
+    r.map_err(|mut e| {
+        e.path.push(step());
+        e
+    })
+}
+
+/// An object key as JSON writes it: strings as they are, numbers as their text.
+fn key_name(k: &LuaValue) -> Result<String, Bad> {
+    Ok(match k {
+        LuaValue::String(s) => s.to_str().map_err(|_| bad("table key is not valid UTF-8"))?.to_string(),
+        LuaValue::Integer(i) => i.to_string(),
+        LuaValue::Number(n) if n.fract() == 0.0 && n.abs() < 9.0e15 => (*n as i64).to_string(),
+        LuaValue::Number(n) => n.to_string(),
+        other => return Err(bad(format!("cannot encode a table key of type {}", other.type_name()))),
+    })
+}
+
+impl Encoder<'_> {
+    fn string(&mut self, s: &LuaString) -> Walk {
+        let s = s.to_str().map_err(|_| bad("string is not valid UTF-8"))?;
         self.out.push_str(&serde_json::to_string(&*s).expect("strings always serialise"));
         Ok(())
     }
 
-    fn number(&mut self, n: f64) -> NResult<()> {
+    fn number(&mut self, n: f64) -> Walk {
         if !n.is_finite() {
-            return Err(self.bad(format!("cannot encode {n} (JSON has no NaN or infinity)")));
+            return Err(bad(format!("cannot encode {n} (JSON has no NaN or infinity)")));
         }
         if n.fract() == 0.0 && n.abs() < 9.007_199_254_740_992e15 {
             let _ = write!(self.out, "{}", n as i64);
@@ -55,7 +85,7 @@ impl Encoder<'_> {
         Ok(())
     }
 
-    fn value(&mut self, v: &LuaValue) -> NResult<()> {
+    fn value(&mut self, v: &LuaValue) -> Walk {
         match v {
             LuaValue::Nil => self.out.push_str("null"),
             LuaValue::LightUserData(p) if p.0.is_null() => self.out.push_str("null"),
@@ -65,30 +95,36 @@ impl Encoder<'_> {
             }
             LuaValue::Number(n) => self.number(*n)?,
             LuaValue::String(s) => self.string(s)?,
-            LuaValue::Table(t) => self.table(t)?,
-            other => return Err(self.bad(format!("cannot encode a {}", other.type_name()))),
+            LuaValue::Table(t) => {
+                if self.depth >= MAX_DEPTH {
+                    return Err(bad(format!("nested deeper than {MAX_DEPTH} levels (is the table cyclic?)")));
+                }
+                self.depth += 1;
+                let r = self.table(t);
+                self.depth -= 1;
+                r?
+            }
+            other => return Err(bad(format!("cannot encode a {}", other.type_name()))),
         }
         Ok(())
     }
 
-    fn table(&mut self, t: &LuaTable) -> NResult<()> {
-        if self.path.len() >= MAX_DEPTH {
-            return Err(self.bad(format!("nested deeper than {MAX_DEPTH} levels (is the table cyclic?)")));
-        }
+    fn table(&mut self, t: &LuaTable) -> Walk {
+        // First pass: is it an array (keys exactly 1..n)? Keys are only looked at, not kept.
         let mut count = 0usize;
         let mut max_index = 0i64;
         let mut all_ints = true;
         for pair in t.pairs::<LuaValue, LuaValue>() {
-            let (k, _) = pair.map_err(|e| self.bad(e.to_string()))?;
+            let (k, _) = pair.map_err(bad)?;
             count += 1;
             match k {
                 LuaValue::Integer(i) if i >= 1 => max_index = max_index.max(i),
-                LuaValue::Number(n) if n.fract() == 0.0 && n >= 1.0 && n < 9.0e15 => {
+                LuaValue::Number(n) if n.fract() == 0.0 && (1.0..9.0e15).contains(&n) => {
                     max_index = max_index.max(n as i64)
                 }
                 LuaValue::String(_) => all_ints = false,
                 LuaValue::Integer(_) | LuaValue::Number(_) => all_ints = false,
-                other => return Err(self.bad(format!("cannot encode a table key of type {}", other.type_name()))),
+                other => return Err(bad(format!("cannot encode a table key of type {}", other.type_name()))),
             }
         }
         let is_array = if count == 0 { is_array_marked(self.lua, t) } else { all_ints && max_index as usize == count };
@@ -98,39 +134,40 @@ impl Encoder<'_> {
                 if i > 1 {
                     self.out.push(',');
                 }
-                let v: LuaValue = t.raw_get(i).map_err(|e| self.bad(e.to_string()))?;
-                self.path.push(format!("[{i}]"));
-                self.value(&v)?;
-                self.path.pop();
+                let v: LuaValue = t.raw_get(i).map_err(bad)?;
+                at(self.value(&v), || format!("[{i}]"))?;
             }
             self.out.push(']');
             return Ok(());
         }
-        // An object: string keys sorted, number keys written as strings.
-        let mut keys: Vec<(String, LuaValue)> = Vec::with_capacity(count);
+        // An object, keys sorted. Each value is encoded as the walk meets it, at the end of
+        // `out`; that tail is then cut off and the members are written back in key order, so
+        // only the key names and byte ranges are kept, no Lua value.
+        let start = self.out.len();
+        let mut members: Vec<(String, std::ops::Range<usize>)> = Vec::with_capacity(count);
         for pair in t.pairs::<LuaValue, LuaValue>() {
-            let (k, _) = pair.map_err(|e| self.bad(e.to_string()))?;
-            let name = match &k {
-                LuaValue::String(s) => s.to_str().map_err(|_| self.bad("table key is not valid UTF-8"))?.to_string(),
-                LuaValue::Integer(i) => i.to_string(),
-                LuaValue::Number(n) if n.fract() == 0.0 && n.abs() < 9.0e15 => (*n as i64).to_string(),
-                LuaValue::Number(n) => n.to_string(),
-                _ => unreachable!("checked above"),
-            };
-            keys.push((name, k));
+            let (k, v) = pair.map_err(bad)?;
+            let name = key_name(&k)?;
+            drop(k);
+            let from = self.out.len() - start;
+            let r = self.value(&v);
+            if r.is_err() {
+                self.out.truncate(start);
+                return at(r, || format!(".{name}"));
+            }
+            members.push((name, from..self.out.len() - start));
         }
-        keys.sort_by(|a, b| a.0.cmp(&b.0));
+        let values = self.out.split_off(start);
+        members.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| values[a.1.clone()].cmp(&values[b.1.clone()])));
+        self.out.reserve(values.len() + members.iter().map(|m| m.0.len() + 4).sum::<usize>() + 2);
         self.out.push('{');
-        for (i, (name, k)) in keys.iter().enumerate() {
+        for (i, (name, range)) in members.iter().enumerate() {
             if i > 0 {
                 self.out.push(',');
             }
             self.out.push_str(&serde_json::to_string(name).expect("strings serialise"));
             self.out.push(':');
-            let v: LuaValue = t.raw_get(k.clone()).map_err(|e| self.bad(e.to_string()))?;
-            self.path.push(format!(".{name}"));
-            self.value(&v)?;
-            self.path.pop();
+            self.out.push_str(&values[range.clone()]);
         }
         self.out.push('}');
         Ok(())
@@ -138,8 +175,12 @@ impl Encoder<'_> {
 }
 
 pub fn encode(lua: &Lua, v: &LuaValue) -> NResult<String> {
-    let mut e = Encoder { lua, out: String::new(), path: Vec::new() };
-    e.value(v)?;
+    let mut e = Encoder { lua, out: String::new(), depth: 0 };
+    e.value(v).map_err(|b| {
+        let path: String = b.path.iter().rev().map(String::as_str).collect();
+        let at = if path.is_empty() { String::new() } else { format!(" at {path}") };
+        NetError::arg(1, "net.json.encode", format!("{}{at}", b.what))
+    })?;
     Ok(e.out)
 }
 
