@@ -72,3 +72,86 @@ describe("net.json with large tables", function()
     assert.matches('"k12345":"ok"', json.encode(t))
   end)
 end)
+
+-- Runs `src` in a fresh interpreter whose descriptor limit is `nofile` (`ulimit -n` in the shell
+-- that starts it: Lua cannot lower its own). Returns exit code, stdout lines, stderr.
+local function child_with_fd_limit(nofile, src, seconds)
+  local file = os.tmpname()
+  local f = assert(io.open(file, "wb"))
+  f:write('io.stdout:setvbuf("no")\nlocal net = require("net")\n', src)
+  f:close()
+  local p = helper.spawn({ "sh", "-c", ("ulimit -n %d && exec \"$0\" \"$1\""):format(nofile), helper.lua_bin(), file },
+    { files = { file }, max_life = 30 })
+  local ok, rc = pcall(p.wait, p, seconds)
+  local out, err = p:lines(), p:stderr()
+  p:kill()
+  assert(ok, ("child did not finish in %g s; stdout:\n%s\nstderr:\n%s"):format(seconds, table.concat(out, "\n"), err))
+  return rc, out, err
+end
+
+-- The child fills its descriptor table with connections to its own listener, which leaves
+-- them waiting in the backlog: every accept then finds a connection but no descriptor for it.
+local FILL = [[
+local l = net.tcp.listen("127.0.0.1", 0)
+local clients = {}
+while true do
+  local ok, c = pcall(net.tcp.connect, "127.0.0.1", l.port, { timeout = 2000 })
+  if not ok then
+    assert(c:match("too many open files"), c)
+    break
+  end
+  clients[#clients + 1] = c
+end
+assert(#clients > 10, "only " .. #clients .. " connections before the limit")
+]]
+
+describe("accept out of file descriptors", function()
+  it("backs off instead of failing at once, so a retry loop cannot spin", function()
+    local rc, out, err = child_with_fd_limit(64, FILL .. [[
+l:set_timeout(50)
+local attempts, last, t0 = 0, nil, net.now()
+while net.now() - t0 < 1 do
+  attempts = attempts + 1
+  local ok, e = pcall(l.accept, l)
+  assert(not ok, "accepted with no descriptor free")
+  last = e
+end
+print(attempts)
+print(last)
+]], 15)
+    assert.equal(0, rc, err)
+    -- a 50 ms timeout allows about 20 attempts in a second; failing at once allowed ~350,000
+    assert.is_true(tonumber(out[1]) <= 40, "accept attempts in one second: " .. tostring(out[1]))
+    assert.matches("^timeout: accept on 127%.0%.0%.1:%d+ timed out after 50 ms %(too many open files%)$", out[2])
+  end)
+
+  it("resumes by itself once a descriptor is free, and ends at once when the listener closes", function()
+    local rc, out, err = child_with_fd_limit(64, FILL .. [[
+local waiting = net.spawn(function() return l:accept() end)
+net.sleep(0.3)
+assert(waiting:status() == "running", "accept returned while no descriptor was free")
+local t0 = net.now()
+clients[#clients]:close()
+local s = waiting:join()
+print(("%.2f"):format(net.now() - t0))
+print(tostring(s))
+-- a server loop goes on: each accept after the first takes the descriptor the last one freed
+for i = 1, 3 do clients[i]:close(); s:close(); s = l:accept() end
+print("served")
+-- out of descriptors again: closing the listener ends an accept that is backing off at once
+while pcall(function() clients[#clients + 1] = net.tcp.connect("127.0.0.1", l.port, { timeout = 2000 }) end) do end
+local closing = net.spawn(function() return select(2, pcall(l.accept, l)) end)
+net.sleep(0.3)
+t0 = net.now()
+l:close()
+print(closing:join())
+print(("%.2f"):format(net.now() - t0))
+]], 15)
+    assert.equal(0, rc, err)
+    assert.is_true(tonumber(out[1]) < 1.5, "accept resumed after " .. tostring(out[1]) .. " s")
+    assert.matches("^tcp{", out[2])
+    assert.equal("served", out[3])
+    assert.equal("closed: accept on a closed listener", out[4])
+    assert.is_true(tonumber(out[5]) < 0.1, "closed accept returned after " .. tostring(out[5]) .. " s")
+  end)
+end)

@@ -94,11 +94,17 @@ fn start_handshake(l: &Rc<Inner>, server: &Rc<crate::tls::Server>, tcp: tokio::n
     });
 }
 
-fn accept_once(l: &Rc<Inner>, cx: &mut std::task::Context<'_>) -> std::task::Poll<NResult<Stream>> {
+/// Why one accept attempt failed: the listener is closed, or the system said no.
+enum AcceptError {
+    Closed,
+    Os(std::io::Error),
+}
+
+fn accept_once(l: &Rc<Inner>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<Stream, AcceptError>> {
     use std::task::Poll;
     let sock = l.sock.borrow();
     let Some(sock) = sock.as_ref() else {
-        return Poll::Ready(Err(NetError::closed("accept", "listener")));
+        return Poll::Ready(Err(AcceptError::Closed));
     };
     let r = match sock {
         Socket::Tls(t, server) => loop {
@@ -120,7 +126,48 @@ fn accept_once(l: &Rc<Inner>, cx: &mut std::task::Context<'_>) -> std::task::Pol
             u.poll_accept(cx).map_ok(|(s, _)| Stream::new(Transport::Unix(s), path.clone(), path.clone()))
         }
     };
-    r.map_err(|e| NetError::io("accept on", &l.local, &e))
+    r.map_err(AcceptError::Os)
+}
+
+/// The first pause after `accept` finds no descriptor (or buffer memory) for a waiting
+/// connection; each failure in a row doubles it, up to `MAX_BACKOFF` (the schedule Go's HTTP
+/// server uses).
+const FIRST_BACKOFF: Duration = Duration::from_millis(5);
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
+
+/// Whether an accept failure means the process or system is out of a resource that frees up
+/// by itself when connections close. The connection stays in the backlog, so failing again at
+/// once would spin: these are waited out instead.
+fn out_of_resources(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM))
+}
+
+/// What one accept call remembers between polls: the back-off while the process is out of
+/// descriptors.
+#[derive(Default)]
+pub struct AcceptState {
+    /// Wakes the task for the next try; `None` when not backing off.
+    pause: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+    delay: Duration,
+    /// The failure being waited out, named if the listener's timeout expires meanwhile.
+    cause: Option<std::io::Error>,
+}
+
+impl AcceptState {
+    /// Schedules the next try after a resource failure. A wake-up that comes before the pause
+    /// is over (a closed listener, a finished TLS handshake) keeps the current pause.
+    fn back_off(&mut self, cx: &mut std::task::Context<'_>, e: std::io::Error) {
+        use std::future::Future;
+        if self.pause.as_ref().map_or(true, |p| p.is_elapsed()) {
+            self.delay = if self.delay.is_zero() { FIRST_BACKOFF } else { (self.delay * 2).min(MAX_BACKOFF) };
+            self.pause = Some(Box::pin(tokio::time::sleep(self.delay)));
+        }
+        self.cause = Some(e);
+        if let Some(p) = self.pause.as_mut() {
+            // Registers this task with the timer; it cannot be ready yet (just set, or not elapsed).
+            let _ = p.as_mut().poll(cx);
+        }
+    }
 }
 
 impl Inner {
@@ -142,27 +189,57 @@ impl Inner {
         drop(finished);
         self.waiters.wake_all();
     }
-
-    /// Runs `fut` (an accept) bounded by the listener's timeout.
-    pub async fn timed<T>(&self, fut: impl std::future::Future<Output = NResult<T>>) -> NResult<T> {
-        match self.timeout.get() {
-            None => fut.await,
-            Some(d) => {
-                tokio::time::timeout(d, fut).await.map_err(|_| NetError::timeout("accept on", &self.local, d))?
-            }
-        }
-    }
 }
 
 /// One attempt at the next connection; the task is woken when one comes or the listener closes.
-pub fn poll_accept(l: &Rc<Inner>, cx: &mut std::task::Context<'_>) -> std::task::Poll<NResult<Stream>> {
-    let r = accept_once(l, cx);
+/// While the process is out of descriptors it stays pending and tries again after a pause
+/// (see `AcceptState`), so neither a waiting task nor a script's retry loop spins.
+pub fn poll_accept(
+    l: &Rc<Inner>,
+    cx: &mut std::task::Context<'_>,
+    st: &mut AcceptState,
+) -> std::task::Poll<NResult<Stream>> {
+    use std::task::Poll;
+    let r = match accept_once(l, cx) {
+        Poll::Ready(Ok(s)) => {
+            *st = AcceptState::default();
+            Poll::Ready(Ok(s))
+        }
+        Poll::Ready(Err(AcceptError::Closed)) => Poll::Ready(Err(NetError::closed("accept", "listener"))),
+        Poll::Ready(Err(AcceptError::Os(e))) if out_of_resources(&e) => {
+            st.back_off(cx, e);
+            Poll::Pending
+        }
+        Poll::Ready(Err(AcceptError::Os(e))) => Poll::Ready(Err(NetError::io("accept on", &l.local, &e))),
+        Poll::Pending => Poll::Pending,
+    };
     l.waiters.pending(cx, r)
+}
+
+/// Runs an accept (`poll` gets the call's `AcceptState`) bounded by the listener's timeout. A
+/// timeout that expires while out of descriptors says so:
+/// `timeout: accept on ... timed out after 50 ms (too many open files)`.
+pub async fn accept_with<T>(
+    l: &Inner,
+    mut poll: impl FnMut(&mut std::task::Context<'_>, &mut AcceptState) -> std::task::Poll<NResult<T>>,
+) -> NResult<T> {
+    let mut st = AcceptState::default();
+    let Some(limit) = l.timeout.get() else {
+        return poll_fn(|cx| poll(cx, &mut st)).await;
+    };
+    let r = tokio::time::timeout(limit, poll_fn(|cx| poll(cx, &mut st))).await;
+    r.unwrap_or_else(|_| {
+        let mut e = NetError::timeout("accept on", &l.local, limit);
+        if let Some(cause) = &st.cause {
+            e.msg = format!("{} ({})", e.msg, crate::error::describe(cause));
+        }
+        Err(e)
+    })
 }
 
 /// Waits for the next connection, bounded by the listener's timeout.
 pub async fn accept(l: &Rc<Inner>) -> NResult<Stream> {
-    l.timed(poll_fn(|cx| poll_accept(l, cx))).await
+    accept_with(l, |cx, st| poll_accept(l, cx, st)).await
 }
 
 pub fn register(lua: &Lua) -> LuaResult<()> {

@@ -14,7 +14,6 @@ pub mod socket;
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::future::poll_fn;
 use std::os::fd::{AsRawFd, RawFd};
 use std::rc::{Rc, Weak};
 use std::task::Poll;
@@ -184,17 +183,17 @@ fn start_upgrade(server: &Rc<ServerInner>, stream: Stream) {
 }
 
 async fn accept(lua: Lua, s: Rc<ServerInner>) -> NResult<LuaAnyUserData> {
-    let next = poll_fn(|cx| loop {
+    let next = |cx: &mut std::task::Context<'_>, st: &mut listener::AcceptState| loop {
         if let Some(ws) = s.ready.borrow_mut().pop_front() {
             return Poll::Ready(Ok(ws));
         }
-        match listener::poll_accept(&s.listener, cx) {
+        match listener::poll_accept(&s.listener, cx, st) {
             Poll::Ready(Ok(stream)) => start_upgrade(&s, stream),
             Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
             Poll::Pending => return s.waiters.pending(cx, Poll::Pending),
         }
-    });
-    let ws = s.listener.timed(next).await?;
+    };
+    let ws = listener::accept_with(&s.listener, next).await?;
     userdata(&lua, ws)
 }
 
