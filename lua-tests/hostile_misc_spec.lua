@@ -155,3 +155,33 @@ print(("%.2f"):format(net.now() - t0))
     assert.is_true(tonumber(out[5]) < 0.1, "closed accept returned after " .. tostring(out[5]) .. " s")
   end)
 end)
+
+-- net.urlDecode's rule everywhere: a decoded string that is not UTF-8 raises, unless the
+-- caller asks for raw bytes with `binary = true`
+describe("URL decoding follows net.urlDecode's UTF-8 rule", function()
+  it("url.parse raises on user info that decodes to invalid UTF-8, gives raw bytes with binary", function()
+    assert.matches("^bad argument #1 to 'net%.url%.parse' %(user name is not valid UTF%-8 once decoded %(pass binary = true",
+      err_of(net.url.parse, "http://%FF@h.localhost/"))
+    assert.matches("^bad argument #1 to 'net%.url%.parse' %(password is not valid UTF%-8 once decoded",
+      err_of(net.url.parse, "http://u:%C3%28@h.localhost/"))
+    local u = net.url.parse("http://%FF:%C3%28@h.localhost/", true)
+    assert.equal("\255", u.user)
+    assert.equal("\195(", u.password)
+    -- valid UTF-8 decodes in both modes
+    u = net.url.parse("http://%C3%A9:p%40ss@h.localhost/")
+    assert.equal("é", u.user)
+    assert.equal("p@ss", u.password)
+    assert.matches("^bad argument #2 to 'net%.url%.parse' %(boolean expected", err_of(net.url.parse, "http://h/", "yes"))
+  end)
+
+  it("url.query raises on keys or values that decode to invalid UTF-8, gives raw bytes with binary", function()
+    assert.matches("^bad argument #1 to 'net%.url%.query' %(.*not valid UTF%-8.*pass binary = true",
+      err_of(net.url.query, "a=%FF"))
+    assert.matches("^bad argument #1 to 'net%.url%.query' %(.*not valid UTF%-8", err_of(net.url.query, "%FE=1"))
+    assert.matches("^bad argument #1 to 'net%.url%.query' %(.*not valid UTF%-8", err_of(net.url.query, "a=\255"))
+    assert.same({ a = "\255", ["\254"] = { "1", "x y" } }, net.url.query("a=%FF&%FE=1&%FE=x+y", true))
+    assert.same({ a = "\255" }, net.url.query("a=\255", true))
+    assert.same({ e = "é", s = "a b+c" }, net.url.query("e=%C3%A9&s=a+b%2Bc"))
+    assert.matches("^bad argument #2 to 'net%.url%.query' %(boolean expected", err_of(net.url.query, "a", 1))
+  end)
+end)

@@ -4,6 +4,8 @@
 //! http/https/ws/wss/ftp); percent-coding is `percent-encoding`'s. `urlEncode` keeps exactly the
 //! RFC 3986 unreserved characters and writes a space as `%20`; `urlDecode` leaves `+` alone.
 //! Query strings (`net.url.query`, and `req.query` later) are form-encoded, so there `+` is a space.
+//! Everything that decodes follows one rule: a result that is not UTF-8 raises a bad-argument
+//! error unless the caller passes `binary = true` and takes raw bytes.
 
 use mlua::prelude::*;
 use percent_encoding::{percent_decode, percent_encode, AsciiSet, NON_ALPHANUMERIC};
@@ -39,14 +41,37 @@ fn url_decode(lua: &Lua, a: Args) -> NResult<LuaString> {
     lua.create_string(out).map_err(NetError::from)
 }
 
+/// Decodes one form-encoded key or value: `+` is a space, then `%XX` escapes.
+fn form_decode(s: &[u8]) -> Vec<u8> {
+    let spaced: Vec<u8> = s.iter().map(|&b| if b == b'+' { b' ' } else { b }).collect();
+    percent_decode(&spaced).collect()
+}
+
+/// The pairs of a form-encoded query string (`a=1&b`), decoded to bytes: the same split as the
+/// `url` crate's `form_urlencoded`, but without its lossy UTF-8 step, so the caller decides.
+fn form_pairs(q: &[u8]) -> impl Iterator<Item = (Vec<u8>, Vec<u8>)> + '_ {
+    q.split(|&b| b == b'&').filter(|p| !p.is_empty()).map(|p| match p.iter().position(|&b| b == b'=') {
+        Some(i) => (form_decode(&p[..i]), form_decode(&p[i + 1..])),
+        None => (form_decode(p), Vec::new()),
+    })
+}
+
 /// A query string as a table: a key seen once maps to a string, a repeated key to an array.
-pub fn query_table(lua: &Lua, q: &str) -> LuaResult<LuaTable> {
+/// Like `net.urlDecode`, keys and values that are not UTF-8 once decoded raise (argument `arg`
+/// of `a`) unless `binary`.
+pub fn query_table(lua: &Lua, a: &Args, arg: usize, q: &[u8], binary: bool) -> NResult<LuaTable> {
     let t = lua.create_table()?;
-    for (k, v) in url::form_urlencoded::parse(q.as_bytes()) {
-        match t.raw_get::<LuaValue>(&*k)? {
-            LuaValue::Nil => t.raw_set(&*k, &*v)?,
-            LuaValue::Table(arr) => arr.raw_push(&*v)?,
-            first => t.raw_set(&*k, lua.create_sequence_from([first, LuaValue::String(lua.create_string(&*v)?)])?)?,
+    for (k, v) in form_pairs(q) {
+        if !binary && (std::str::from_utf8(&k).is_err() || std::str::from_utf8(&v).is_err()) {
+            return Err(
+                a.bad(arg, "query key or value is not valid UTF-8 once decoded (pass binary = true to get raw bytes)")
+            );
+        }
+        let (k, v) = (lua.create_string(k)?, lua.create_string(v)?);
+        match t.raw_get::<LuaValue>(&k)? {
+            LuaValue::Nil => t.raw_set(k, v)?,
+            LuaValue::Table(arr) => arr.raw_push(v)?,
+            first => t.raw_set(k, lua.create_sequence_from([first, LuaValue::String(v)])?)?,
         }
     }
     Ok(t)
@@ -54,7 +79,21 @@ pub fn query_table(lua: &Lua, q: &str) -> LuaResult<LuaTable> {
 
 fn parse(lua: &Lua, a: Args) -> NResult<LuaTable> {
     let s = a.string(1)?;
+    let binary = binary_flag(&a, 2)?;
     let u = url::Url::parse(&s).map_err(|e| NetError::new(Kind::Protocol, format!("invalid URL \"{s}\": {e}")))?;
+    // The url crate keeps userinfo percent-encoded; scripts want the real name and password,
+    // under net.urlDecode's rule: UTF-8 unless `binary`.
+    let decoded = |what: &str, s: &str| -> NResult<LuaString> {
+        let out: Vec<u8> = percent_decode(s.as_bytes()).collect();
+        if !binary && std::str::from_utf8(&out).is_err() {
+            return Err(
+                a.bad(1, format!("{what} is not valid UTF-8 once decoded (pass binary = true to get raw bytes)"))
+            );
+        }
+        Ok(lua.create_string(out)?)
+    };
+    let user = if u.username().is_empty() { None } else { Some(decoded("user name", u.username())?) };
+    let password = u.password().map(|p| decoded("password", p)).transpose()?;
     let t = (|| -> LuaResult<LuaTable> {
         let t = lua.create_table()?;
         t.set("scheme", u.scheme())?;
@@ -64,11 +103,8 @@ fn parse(lua: &Lua, a: Args) -> NResult<LuaTable> {
         t.set("path", u.path())?;
         t.set("query", u.query())?;
         t.set("fragment", u.fragment())?;
-        // The url crate keeps userinfo percent-encoded; scripts want the real name and password.
-        let decoded = |s: &str| lua.create_string(percent_decode(s.as_bytes()).collect::<Vec<u8>>());
-        let user = if u.username().is_empty() { None } else { Some(decoded(u.username())?) };
         t.set("user", user)?;
-        t.set("password", u.password().map(decoded).transpose()?)?;
+        t.set("password", password)?;
         Ok(t)
     })();
     t.map_err(NetError::from)
@@ -83,8 +119,9 @@ pub fn register(lua: &Lua, net: &LuaTable) -> LuaResult<()> {
         "query",
         func(lua, "net.url.query", |lua, a: Args| {
             let q = a.bytes(1)?;
-            let q = String::from_utf8_lossy(&q);
-            query_table(lua, q.trim_start_matches('?')).map_err(NetError::from)
+            let binary = binary_flag(&a, 2)?;
+            let start = q.iter().position(|&b| b != b'?').unwrap_or(q.len());
+            query_table(lua, &a, 1, &q[start..], binary)
         })?,
     )?;
     net.set("url", url)?;
