@@ -185,3 +185,38 @@ describe("URL decoding follows net.urlDecode's UTF-8 rule", function()
     assert.matches("^bad argument #2 to 'net%.url%.query' %(boolean expected", err_of(net.url.query, "a", 1))
   end)
 end)
+
+describe("net.unix paths", function()
+  local function cwd_has_socket_named(name)
+    local r = os.execute("test -S '" .. name .. "'")
+    return r == true or r == 0
+  end
+
+  it("refuse a number, an empty string, a NUL byte and a path longer than a socket address holds", function()
+    for _, f in ipairs({ "listen", "connect" }) do
+      local fn = net.unix[f]
+      local name = "'net%.unix%." .. f .. "'"
+      assert.matches("^bad argument #1 to " .. name .. " %(string expected, got number%)", err_of(fn, 8080))
+      assert.matches("^bad argument #1 to " .. name .. " %(string expected, got number%)", err_of(fn, 1.5))
+      assert.matches("^bad argument #1 to " .. name .. " %(socket path is empty%)", err_of(fn, ""))
+      assert.matches("^bad argument #1 to " .. name .. " %(socket path contains a NUL byte%)", err_of(fn, "/tmp/a\0b"))
+      assert.matches("^bad argument #1 to " .. name .. " %(socket path is 200 bytes long; at most 107 fit",
+        err_of(fn, "/tmp/" .. ("x"):rep(195)))
+    end
+    assert.is_false(cwd_has_socket_named("8080"))
+    assert.is_false(cwd_has_socket_named("1.5"))
+  end)
+
+  it("take a path of exactly 107 bytes", function()
+    local dir = scope.tmp_path() -- unique; made a directory so the long name fits under it
+    assert(os.execute("mkdir '" .. dir .. "'"))
+    local path = dir .. "/" .. ("s"):rep(107 - #dir - 1)
+    assert.equal(107, #path)
+    local l = scope.track(net.unix.listen(path))
+    local c = scope.track(net.unix.connect(path, { timeout = T }))
+    l:set_timeout(T)
+    scope.track(l:accept())
+    c:close(); l:close()
+    os.execute("rm -rf '" .. dir .. "'")
+  end)
+end)
