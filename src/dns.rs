@@ -84,7 +84,9 @@ pub fn lookup(
         let ips = match (fixed, r) {
             (Some(res), _) => res?,
             (None, Some(r)) => {
-                let found = tokio::time::timeout(limit, r.0.lookup_ip(host.as_str()))
+                // Boxed: hickory's lookup is over a kilobyte, and inline it would make every
+                // connect future that big, including connects to IP literals, which never get here.
+                let found = tokio::time::timeout(limit, Box::pin(r.0.lookup_ip(host.as_str())))
                     .await
                     .map_err(|_| NetError::timeout("resolve", &host, limit))?;
                 match found {

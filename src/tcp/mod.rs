@@ -123,7 +123,9 @@ pub fn connect(
     let target = host_port(&host, port);
     let shown = target.clone();
     let limit = o.timeout;
-    let attempt = async move {
+    // Boxed: each async wrapper around a future it awaits (the timeout below, the Lua call's)
+    // takes room for it twice, so inline this would make a connect in flight cost ~26 KB.
+    let attempt = Box::pin(async move {
         let ips: Vec<IpAddr> = lookup.await?;
         let mut last = None;
         for ip in ips {
@@ -134,7 +136,9 @@ pub fn connect(
                     let t = match &tls {
                         None => Transport::Tcp(s),
                         Some((c, opts)) => {
-                            Transport::Tls(Box::new(crate::tls::connect(c, opts, &host, &target, s).await?))
+                            // Boxed, so plain TCP connects do not carry the handshake's state.
+                            let handshake = Box::pin(crate::tls::connect(c, opts, &host, &target, s));
+                            Transport::Tls(Box::new(handshake.await?))
                         }
                     };
                     return Ok(Stream::new(t, addr.to_string(), local));
@@ -144,7 +148,7 @@ pub fn connect(
         }
         let e = last.expect("lookup returns at least one address");
         Err(NetError::io("connect to", &target, &e))
-    };
+    });
     Ok(async move {
         match limit {
             None => attempt.await,
