@@ -61,10 +61,11 @@ pub fn install(lua: &Lua) -> LuaResult<()> {
     if lua.app_data_ref::<Glue>().is_some() {
         return Ok(());
     }
-    let t: LuaTable = lua
-        .load(include_str!("lua/prelude.lua"))
-        .set_name("=net.prelude")
-        .call((fail_tag(), Lua::poll_pending(), crate::runtime::FOREIGN_RESUME))?;
+    let t: LuaTable = lua.load(include_str!("lua/prelude.lua")).set_name("=net.prelude").call((
+        fail_tag(),
+        Lua::poll_pending(),
+        crate::runtime::FOREIGN_RESUME,
+    ))?;
     lua.set_app_data(Glue {
         wrap: t.get("wrap")?,
         index: t.get("index")?,
@@ -95,9 +96,13 @@ pub fn fast_paths(lua: &Lua) -> LuaResult<LuaTable> {
 
 /// `resumed()`, called by a parked task after its `coroutine.yield()` returns: whether its driver
 /// resumed it (see `runtime::resumed_by_driver`).
+///
+/// # Safety
+/// Called by Lua as a C function. Nothing here can raise or panic (a thread-local lookup).
 unsafe extern "C-unwind" fn resumed(l: *mut mlua::ffi::lua_State) -> std::ffi::c_int {
     let ok = runtime::resumed_by_driver(l as *const c_void);
-    mlua::ffi::lua_pushboolean(l, std::ffi::c_int::from(ok));
+    // SAFETY: `l` is valid for this call; a boolean needs no allocation.
+    unsafe { mlua::ffi::lua_pushboolean(l, std::ffi::c_int::from(ok)) };
     1
 }
 

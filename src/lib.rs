@@ -26,6 +26,7 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Rust programs ignore it at start-up, but a library loaded into `lua` gets no such start-up:
 /// ignore it here unless the host installed a handler of its own.
 fn ignore_sigpipe() {
+    // SAFETY: `signal` with SIG_IGN or a disposition it returned itself installs no Rust code.
     unsafe {
         let prev = libc::signal(libc::SIGPIPE, libc::SIG_IGN);
         if prev != libc::SIG_DFL && prev != libc::SIG_ERR {

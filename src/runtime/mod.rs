@@ -162,11 +162,6 @@ impl Waiters {
         let ws = std::mem::take(&mut *self.list.borrow_mut());
         ws.into_iter().for_each(Waker::wake);
     }
-
-    /// How many wakers are kept (for tests of the bound).
-    pub fn len(&self) -> usize {
-        self.list.borrow().len()
-    }
 }
 
 /// Something a task can park on instead of making an async call: ready when the task can
@@ -462,6 +457,7 @@ impl<R: IntoLuaMulti, F: Future<Output = NResult<R>>> Future for Call<F> {
                     if this.driver.is_none() {
                         this.driver = Some(cx.waker().clone());
                     }
+                    // SAFETY: `f` lives in `this.fut`, which is pinned with `self` (see above).
                     match unsafe { std::pin::Pin::new_unchecked(f) }.poll(cx) {
                         Poll::Pending => return Poll::Pending,
                         Poll::Ready(r) => r,

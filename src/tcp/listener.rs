@@ -142,6 +142,15 @@ fn out_of_resources(e: &std::io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM))
 }
 
+/// Whether an accept failure belongs to one connection (reset or aborted before it was
+/// accepted, or refused by a firewall rule) rather than to the listener: the next one is taken.
+fn client_gone(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ECONNABORTED | libc::ECONNRESET | libc::EPROTO | libc::EPERM | libc::EINTR)
+    )
+}
+
 /// What one accept call remembers between polls: the back-off while the process is out of
 /// descriptors.
 #[derive(Default)]
@@ -158,7 +167,7 @@ impl AcceptState {
     /// is over (a closed listener, a finished TLS handshake) keeps the current pause.
     fn back_off(&mut self, cx: &mut std::task::Context<'_>, e: std::io::Error) {
         use std::future::Future;
-        if self.pause.as_ref().map_or(true, |p| p.is_elapsed()) {
+        if self.pause.as_ref().is_none_or(|p| p.is_elapsed()) {
             self.delay = if self.delay.is_zero() { FIRST_BACKOFF } else { (self.delay * 2).min(MAX_BACKOFF) };
             self.pause = Some(Box::pin(tokio::time::sleep(self.delay)));
         }
@@ -200,18 +209,22 @@ pub fn poll_accept(
     st: &mut AcceptState,
 ) -> std::task::Poll<NResult<Stream>> {
     use std::task::Poll;
-    let r = match accept_once(l, cx) {
-        Poll::Ready(Ok(s)) => {
-            *st = AcceptState::default();
-            Poll::Ready(Ok(s))
-        }
-        Poll::Ready(Err(AcceptError::Closed)) => Poll::Ready(Err(NetError::closed("accept", "listener"))),
-        Poll::Ready(Err(AcceptError::Os(e))) if out_of_resources(&e) => {
-            st.back_off(cx, e);
-            Poll::Pending
-        }
-        Poll::Ready(Err(AcceptError::Os(e))) => Poll::Ready(Err(NetError::io("accept on", &l.local, &e))),
-        Poll::Pending => Poll::Pending,
+    let r = loop {
+        break match accept_once(l, cx) {
+            Poll::Ready(Ok(s)) => {
+                *st = AcceptState::default();
+                Poll::Ready(Ok(s))
+            }
+            Poll::Ready(Err(AcceptError::Closed)) => Poll::Ready(Err(NetError::closed("accept", "listener"))),
+            Poll::Ready(Err(AcceptError::Os(e))) if out_of_resources(&e) => {
+                st.back_off(cx, e);
+                Poll::Pending
+            }
+            // One client that gave up before we accepted it is not the server's failure.
+            Poll::Ready(Err(AcceptError::Os(e))) if client_gone(&e) => continue,
+            Poll::Ready(Err(AcceptError::Os(e))) => Poll::Ready(Err(NetError::io("accept on", &l.local, &e))),
+            Poll::Pending => Poll::Pending,
+        };
     };
     l.waiters.pending(cx, r)
 }

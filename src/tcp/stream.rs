@@ -336,7 +336,9 @@ impl Inner {
             Done::Take { len, skip } => (len, skip),
         };
         if let ReadOp::U32 = op {
-            return Ok(LuaValue::Integer(self.take(len, skip, |b| u32::from_be_bytes(b.try_into().expect("4 bytes"))).into()));
+            return Ok(LuaValue::Integer(
+                self.take(len, skip, |b| u32::from_be_bytes(b.try_into().expect("4 bytes"))).into(),
+            ));
         }
         // Copied out first: creating the string may run finalizers that read this stream.
         let bytes = self.take(len, skip, <[u8]>::to_vec);
