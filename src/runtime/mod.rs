@@ -474,3 +474,63 @@ impl<R: IntoLuaMulti, F: Future<Output = NResult<R>>> Future for Call<F> {
         Poll::Ready(crate::export::to_lua(&this.lua, r))
     }
 }
+
+/// The parts of mlua's internal async protocol that parking relies on (see docs/internals.md,
+/// "Parking"); mlua is pinned because of them, and these tests fail if an upgrade changes them.
+#[cfg(all(test, feature = "lua54"))]
+mod mlua_protocol {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Wake, Waker};
+
+    use mlua::prelude::*;
+
+    // The module build takes Lua's symbols from the interpreter; a test binary links it.
+    #[link(name = "lua5.4")]
+    extern "C" {}
+
+    struct Count(AtomicUsize);
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Polls `th` once, as the task driver does (a new `AsyncThread` per poll, no arguments).
+    fn poll_once(th: &LuaThread, cx: &mut Context<'_>) -> Poll<LuaResult<LuaMultiValue>> {
+        use std::future::Future;
+        let at = th.clone().into_async::<LuaMultiValue>(()).expect("resumable");
+        let mut at = std::pin::pin!(at);
+        at.as_mut().poll(cx)
+    }
+
+    #[test]
+    fn a_yield_of_poll_pending_parks_without_a_wake_and_a_plain_yield_wakes() {
+        let lua = Lua::new();
+        let f = lua
+            .load("local p = ...; local r = coroutine.yield(p); coroutine.yield(1); return 'done', r")
+            .into_function()
+            .unwrap();
+        let th = lua.create_thread(f).unwrap();
+        drop(th.clone().into_async::<()>(Lua::poll_pending()).unwrap()); // the first resume's argument
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(count.clone());
+        let mut cx = Context::from_waker(&waker);
+
+        // Parked: Pending, and no wake-up of its own (the driver registers interest instead).
+        assert!(poll_once(&th, &mut cx).is_pending());
+        assert_eq!(count.0.load(Ordering::SeqCst), 0);
+        // A plain yield: Pending, with a wake-up so the task goes on at the loop's next turn.
+        assert!(poll_once(&th, &mut cx).is_pending());
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        // Resumed with no value (the park's `coroutine.yield` returns nothing), then done.
+        match poll_once(&th, &mut cx) {
+            Poll::Ready(Ok(v)) => {
+                let v: Vec<LuaValue> = v.into_iter().collect();
+                assert_eq!(v[0].as_string().map(|s| s.to_string_lossy()).as_deref(), Some("done"));
+                assert!(v[1].is_nil());
+            }
+            other => panic!("expected the coroutine to finish, got {other:?}"),
+        }
+    }
+}

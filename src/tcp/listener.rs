@@ -145,10 +145,7 @@ fn out_of_resources(e: &std::io::Error) -> bool {
 /// Whether an accept failure belongs to one connection (reset or aborted before it was
 /// accepted, or refused by a firewall rule) rather than to the listener: the next one is taken.
 fn client_gone(e: &std::io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(libc::ECONNABORTED | libc::ECONNRESET | libc::EPROTO | libc::EPERM | libc::EINTR)
-    )
+    matches!(e.raw_os_error(), Some(libc::ECONNABORTED | libc::ECONNRESET | libc::EPROTO | libc::EPERM | libc::EINTR))
 }
 
 /// What one accept call remembers between polls: the back-off while the process is out of
