@@ -102,7 +102,13 @@ pub fn spawn(lua: &Lua, f: LuaFunction, args: LuaMultiValue) -> LuaResult<Task> 
             };
             if th.status() != LuaThreadStatus::Resumable {
                 // Someone else resumed the coroutine and it ended there.
-                return Poll::Ready(Err(LuaError::runtime(super::FOREIGN_RESUME)));
+                let msg = super::FOREIGN_RESUME;
+                s2.note_failure();
+                if !st.joined.get() {
+                    eprintln!("net: task failed: {msg}");
+                }
+                st.finish(Outcome::Failed(lua2.create_registry_value(msg).expect("registry")));
+                return Poll::Ready(Ok(LuaMultiValue::new()));
             }
             if let Some((on, write)) = &parked {
                 if on.poll_ready(cx, *write).is_pending() {
@@ -136,7 +142,11 @@ pub fn spawn(lua: &Lua, f: LuaFunction, args: LuaMultiValue) -> LuaResult<Task> 
         if let Some(key) = st.co.borrow_mut().take() {
             let _ = lua2.remove_registry_value(key);
         }
-        st.finish(outcome_of(&lua2, &s2, &st, res));
+        // Not when the end was decided already (cancelled, or resumed by someone else).
+        if matches!(*st.outcome.borrow(), Outcome::Running) {
+            let outcome = outcome_of(&lua2, &s2, &st, res);
+            st.finish(outcome);
+        }
     };
     let handle = s.local.spawn_local(fut);
     *state.abort.borrow_mut() = Some(handle.abort_handle());
@@ -182,6 +192,8 @@ struct Release(Rc<Sched>, Rc<TaskState>, *const std::ffi::c_void);
 impl Drop for Release {
     fn drop(&mut self) {
         super::remove_driver(self.2);
+        // A cancelled task's coroutine is not needed any more (dropping a key calls no Lua).
+        drop(self.1.co.borrow_mut().take());
         if matches!(*self.1.outcome.borrow(), Outcome::Running) {
             self.1.finish(Outcome::Cancelled);
         }
