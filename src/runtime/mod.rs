@@ -184,8 +184,9 @@ struct ParkState {
     slot: RefCell<Option<(Rc<dyn Parkable>, bool)>>,
     /// Run when the poll of the current task ends.
     deferred: RefCell<Vec<Rc<dyn Deferred>>>,
-    /// The driver's waker of every live task, by its coroutine's address (alive while the task
-    /// is): a coroutine resumed from outside its task wakes its driver with it (`foreign_resume`).
+    /// The driver's waker of every live task that ever parked, by its coroutine's address (alive
+    /// while the task is): a parked coroutine resumed from outside its task wakes its driver with
+    /// it (`foreign_resume`). A task waiting in an async call is woken by that `Call` instead.
     drivers: RefCell<HashMap<usize, Waker>>,
 }
 

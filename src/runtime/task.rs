@@ -85,12 +85,9 @@ pub fn spawn(lua: &Lua, f: LuaFunction, args: LuaMultiValue) -> LuaResult<Task> 
     let fut = async move {
         let _alive = alive;
         let mut parked: Option<(Rc<dyn super::Parkable>, bool)> = None;
-        let mut first = true;
+        // Whether this driver's waker is in `drivers` (only tasks that park need it there).
+        let mut findable = false;
         let res = poll_fn(|cx| {
-            if first {
-                first = false;
-                super::add_driver(ptr, cx.waker());
-            }
             if matches!(*st.outcome.borrow(), Outcome::Cancelled) {
                 // Cancelled by itself during its last poll (see `cancel`).
                 close_coroutine(&lua2, &st);
@@ -132,6 +129,10 @@ pub fn spawn(lua: &Lua, f: LuaFunction, args: LuaMultiValue) -> LuaResult<Task> 
                     if on.poll_ready(cx, write).is_ready() {
                         cx.waker().wake_by_ref();
                     } else {
+                        if !findable {
+                            super::add_driver(ptr, cx.waker());
+                            findable = true;
+                        }
                         parked = Some((on, write));
                     }
                 }
