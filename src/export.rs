@@ -64,7 +64,7 @@ pub fn install(lua: &Lua) -> LuaResult<()> {
     let t: LuaTable = lua.load(include_str!("lua/prelude.lua")).set_name("=net.prelude").call((
         fail_tag(),
         Lua::poll_pending(),
-        crate::runtime::FOREIGN_RESUME,
+        runtime::foreign_resume_error().to_string(),
     ))?;
     lua.set_app_data(Glue {
         wrap: t.get("wrap")?,
@@ -90,7 +90,7 @@ pub fn fast_paths(lua: &Lua) -> LuaResult<LuaTable> {
         pending_tag(),
         Lua::poll_pending(),
         resumed,
-        runtime::FOREIGN_RESUME,
+        runtime::foreign_resume_error().to_string(),
     ))
 }
 

@@ -262,8 +262,14 @@ pub fn foreign_resume(state: *const c_void) {
     })
 }
 
-pub const FOREIGN_RESUME: &str = "io: a net task's coroutine was resumed from outside its task (coroutine.resume \
-     or a coroutine.wrap of coroutine.running()); the task is stopped. Use channels to talk to a task";
+/// The error of a task whose coroutine someone else resumed (see `resumed_by_driver`).
+pub fn foreign_resume_error() -> NetError {
+    NetError::new(
+        Kind::Io,
+        "a net task's coroutine was resumed from outside its task (coroutine.resume or a \
+         coroutine.wrap of coroutine.running()); the task is stopped. Use channels to talk to a task",
+    )
+}
 
 /// Registers the driver's waker of the task whose coroutine is `state` (see `foreign_resume`).
 pub fn add_driver(state: *const c_void, w: &Waker) {
@@ -282,13 +288,14 @@ pub fn polling_task<R>(s: &Sched, state: *const c_void, id: u64, f: impl FnOnce(
         s: &'a Sched,
         task: *const c_void,
         id: u64,
+        adopted: usize,
         park: *const c_void,
     }
     impl Drop for Restore<'_> {
         fn drop(&mut self) {
             self.s.current_task.set(self.task);
             self.s.current_id.set(self.id);
-            self.s.adopted.borrow_mut().clear();
+            self.s.adopted.borrow_mut().truncate(self.adopted);
             let _ = PARK.try_with(|p| p.task.set(self.park));
         }
     }
@@ -296,6 +303,7 @@ pub fn polling_task<R>(s: &Sched, state: *const c_void, id: u64, f: impl FnOnce(
         s,
         task: s.current_task.replace(state),
         id: s.current_id.replace(id),
+        adopted: s.adopted.borrow().len(),
         park: PARK.with(|p| p.task.replace(state)),
     };
     let r = f();
@@ -449,10 +457,7 @@ impl<R: IntoLuaMulti, F: Future<Output = NResult<R>>> Future for Call<F> {
                         w.wake_by_ref();
                     }
                     foreign_resume(this.lua.current_thread().to_pointer());
-                    return Poll::Ready(crate::export::to_lua::<()>(
-                        &this.lua,
-                        Err(NetError::new(Kind::Io, FOREIGN_RESUME.trim_start_matches("io: "))),
-                    ));
+                    return Poll::Ready(crate::export::to_lua::<()>(&this.lua, Err(foreign_resume_error())));
                 }
                 (Mode::Task, Some(f)) => {
                     if this.driver.is_none() {

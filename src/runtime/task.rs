@@ -99,7 +99,7 @@ pub fn spawn(lua: &Lua, f: LuaFunction, args: LuaMultiValue) -> LuaResult<Task> 
             };
             if th.status() != LuaThreadStatus::Resumable {
                 // Someone else resumed the coroutine and it ended there.
-                let msg = super::FOREIGN_RESUME;
+                let msg = super::foreign_resume_error().to_string();
                 s2.note_failure();
                 if !st.joined.get() {
                     eprintln!("net: task failed: {msg}");
