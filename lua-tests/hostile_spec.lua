@@ -414,4 +414,35 @@ print(grown < 4096 and "bounded" or ("grew " .. grown .. " KiB"))
     assert.are.equal(0, rc, err)
     assert.are.equal("bounded", out)
   end)
+  it("30,000 tasks that each waited once on a UDP socket leave no trace in it", function()
+    local rc, out, err = helper.child([[
+local function rss_kib()
+  for line in io.lines("/proc/self/status") do
+    local kb = line:match("^VmRSS:%s+(%d+)")
+    if kb then return tonumber(kb) end
+  end
+end
+local a = net.udp.bind("127.0.0.1", 0)
+local b = net.udp.bind("127.0.0.1", 0)
+local function round(n)
+  net.spawn(function()
+    for i = 1, n do
+      local t = net.spawn(function() return (a:recv()) end)
+      coroutine.yield() -- lets t run: it waits on the socket
+      b:send("x", "127.0.0.1", a.port)
+      assert(t:join() == "x")
+    end
+  end)
+  net.run()
+  collectgarbage(); collectgarbage()
+end
+round(3000)
+local before = rss_kib()
+round(30000)
+local grown = rss_kib() - before
+print(grown < 4096 and "bounded" or ("grew " .. grown .. " KiB"))
+]], 60)
+    assert.are.equal(0, rc, err)
+    assert.are.equal("bounded", out)
+  end)
 end)
