@@ -18,6 +18,7 @@ pub mod unix;
 pub mod url;
 pub mod ws;
 
+#[cfg(feature = "module")]
 use mlua::prelude::*;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -25,6 +26,7 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// A write to a socket whose peer has gone raises SIGPIPE, which kills the process by default.
 /// Rust programs ignore it at start-up, but a library loaded into `lua` gets no such start-up:
 /// ignore it here unless the host installed a handler of its own.
+#[cfg(feature = "module")]
 fn ignore_sigpipe() {
     // SAFETY: `signal` with SIG_IGN or a disposition it returned itself installs no Rust code.
     unsafe {
@@ -38,6 +40,7 @@ fn ignore_sigpipe() {
 // Not `skip_memory_check`: that lets mlua create strings and tables without protection, but an
 // allocation can run a finalizer, and on LuaJIT (and Lua 5.1-5.3) a finalizer's error is raised
 // from the allocation, straight through mlua's Rust frames (an abort on LuaJIT).
+#[cfg(feature = "module")]
 #[mlua::lua_module]
 fn net(lua: &Lua) -> LuaResult<LuaTable> {
     ignore_sigpipe();
@@ -63,6 +66,7 @@ fn net(lua: &Lua) -> LuaResult<LuaTable> {
 /// It is built with the module so that `net.websocket` and `require("net.websocket")` are one
 /// table. The chunk also gets `duration_ms`, the core's own parser of timeouts (milliseconds or
 /// `"1m30s"`), so the facade reads durations exactly as every other `net` call does.
+#[cfg(feature = "module")]
 fn websocket_facade(lua: &Lua, net: &LuaTable) -> LuaResult<LuaTable> {
     let duration_ms = lua.create_function(|_, v: LuaValue| {
         Ok(match export::timeout_value(&v) {
@@ -76,6 +80,7 @@ fn websocket_facade(lua: &Lua, net: &LuaTable) -> LuaResult<LuaTable> {
 /// `require("net.websocket")`: Lua's all-in-one C loader finds `net.so` for the root name `net`
 /// and calls this. It goes through `require("net")` so that there is one `net` per Lua state
 /// (one loop, types registered once), whichever of the two is required first.
+#[cfg(feature = "module")]
 #[mlua::lua_module(name = "net_websocket")]
 fn net_websocket(lua: &Lua) -> LuaResult<LuaTable> {
     let require: LuaFunction = lua.globals().get("require")?;
