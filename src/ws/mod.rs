@@ -9,6 +9,8 @@
 
 mod conn;
 mod deflate;
+#[doc(hidden)]
+pub mod fuzzing;
 mod handshake;
 pub mod socket;
 
