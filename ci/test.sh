@@ -1,33 +1,38 @@
 #!/usr/bin/env bash
 # The project's test command.
 #
-#   ci/test.sh                      everything: cargo unit tests, build both flavours, busted specs
-#                                   in lua-tests/ under lua5.4 AND luajit
+#   ci/test.sh                      everything: cargo unit tests, a short run of every fuzz target
+#                                   (fuzz/run.sh), build both flavours, busted specs in lua-tests/
+#                                   under lua5.4 AND luajit
 #   ci/test.sh --lua54 tcp          only lua5.4, only spec files whose name matches the Lua pattern "tcp"
 #   ci/test.sh --luajit lua-tests/udp_spec.lua
 #   ci/test.sh -- --filter="echo"   everything after -- goes to busted as is
 #
 # Options: --lua54 / --luajit (one interpreter only), --no-cargo (skip `cargo test`; implied by
-# --lua54, --luajit or a spec/pattern, unless --cargo), --no-build (use build/ as it is), -h.
+# --lua54, --luajit or a spec/pattern, unless --cargo), --no-fuzz / --fuzz (the same for the fuzz
+# run), --no-build (use build/ as it is), -h.
 # Env: NET_TEST_TIMEOUT (seconds per busted run, default 600), NET_CARGO_TIMEOUT (default 1800),
 #      LUA54 / LUAJIT (interpreters, default lua5.4 / luajit), BUSTED (default: busted on PATH),
-#      NET_BUSTED_UTF=1 (coloured utfTerminal output instead of plainTerminal).
-# The last line printed is always "N passed, N failed" (cargo + both busted runs). Exit status is
+#      NET_BUSTED_UTF=1 (coloured utfTerminal output instead of plainTerminal),
+#      NET_FUZZ_SECONDS (seconds per fuzz target, default 12), NET_FUZZ_TIMEOUT (default 1200).
+# The last line printed is always "N passed, N failed" (cargo + fuzz + both busted runs). Exit status is
 # non-zero if anything failed, did not build, crashed or timed out.
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
-usage() { sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
-want_54=1 want_jit=1 cargo=auto build=1 spec="" busted_extra=()
+want_54=1 want_jit=1 cargo=auto fuzz=auto build=1 spec="" busted_extra=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --lua54) want_54=1 want_jit=0 ;;
     --luajit) want_54=0 want_jit=1 ;;
     --no-cargo) cargo=0 ;;
     --cargo) cargo=1 ;;
+    --no-fuzz) fuzz=0 ;;
+    --fuzz) fuzz=1 ;;
     --no-build) build=0 ;;
     -h|--help) usage; exit 0 ;;
     --) shift; busted_extra=("$@"); break ;;
@@ -36,9 +41,10 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
-if [ "$cargo" = auto ]; then
-  if [ -n "$spec" ] || [ $want_54 -eq 0 ] || [ $want_jit -eq 0 ]; then cargo=0; else cargo=1; fi
-fi
+full=1
+if [ -n "$spec" ] || [ $want_54 -eq 0 ] || [ $want_jit -eq 0 ]; then full=0; fi
+[ "$cargo" = auto ] && cargo=$full
+[ "$fuzz" = auto ] && fuzz=$full
 
 TIMEOUT="${NET_TEST_TIMEOUT:-600}"
 CARGO_TIMEOUT="${NET_CARGO_TIMEOUT:-1800}"
@@ -78,6 +84,29 @@ if [ "$cargo" = 1 ]; then
   fi
   add "$p" "$f" "cargo test (lua54): $p passed, $f failed$note"
   [ -n "$failed_names$note" ] && details+=("cargo test failures:${note}"$'\n'"$failed_names")
+fi
+
+# ---------------------------------------------------------------- 1b. fuzz targets, briefly
+# Every target of fuzz/ for NET_FUZZ_SECONDS: a guard rail against panics in the decoders, not a
+# search (docs/fuzzing.md). Needs rustup's nightly; fuzz/run.sh installs cargo-fuzz if missing.
+if [ "$fuzz" = 1 ]; then
+  echo
+  echo "==> fuzz/run.sh ${NET_FUZZ_SECONDS:-12}"
+  log="$LOGDIR/fuzz.log"
+  timeout -k 10 "${NET_FUZZ_TIMEOUT:-1200}" "$ROOT/fuzz/run.sh" "${NET_FUZZ_SECONDS:-12}" </dev/null 2>&1 | tee "$log"
+  rc=${PIPESTATUS[0]}
+  n=$(sed -nE 's/^fuzz: ([0-9]+) passed, ([0-9]+) failed$/\1 \2/p' "$log" | tail -1)
+  p=${n% *} f=${n#* } note=""
+  [ -n "$n" ] || { p=0 f=0; }
+  if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+    f=1
+    if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then note=" (TIMED OUT after ${NET_FUZZ_TIMEOUT:-1200} s)";
+    else note=" (fuzz/run.sh exited $rc: see $log)"; fi
+  fi
+  add "$p" "$f" "fuzz (${NET_FUZZ_SECONDS:-12} s per target): $p passed, $f failed$note"
+  if [ "$f" -ne 0 ]; then
+    details+=("fuzz failures${note}:"$'\n'"$(grep -E '^  [a-z_]+: FOUND' "$log")"$'\n'"  reproduce: cargo +nightly fuzz run TARGET fuzz/artifacts/TARGET/FILE (in fuzz/)")
+  fi
 fi
 
 # ---------------------------------------------------------------- 2. build the flavours
