@@ -429,4 +429,25 @@ print(grown < 4096 and "bounded" or ("grew " .. grown .. " KiB"))
       assert.are.equal("bounded", out)
     end)
   end
+
+  it("200 tasks waiting on one listener keep the loop idle, and close() wakes them all", function()
+    local rc, out, err = helper.child([[
+local l = net.tcp.listen("127.0.0.1", 0)
+local closed = 0
+for i = 1, 200 do
+  net.spawn(function()
+    local ok, e = pcall(l.accept, l)
+    if not ok and tostring(e):match("^closed:") then closed = closed + 1 end
+  end)
+end
+local c0 = os.clock()
+net.sleep(0.5)
+local busy = os.clock() - c0
+l:close()
+net.run()
+print(busy < 0.1 and "idle" or ("busy " .. busy), closed)
+]], 20)
+    assert.are.equal(0, rc, err)
+    assert.are.equal("idle\t200", out)
+  end)
 end)

@@ -121,10 +121,11 @@ impl Sched {
 /// waiters only once its driver releases the registration, which can be many closes later, so
 /// `close()` wakes them itself and they find the object closed.
 ///
-/// A waker stays in the list after its task stopped waiting (or ended): nothing tells the list.
-/// So that a long-lived socket used by many short tasks does not collect them forever, a full list
-/// is woken and emptied; tasks still waiting are polled once more and register again. The bound
-/// doubles with the number of tasks really waiting, so many waiters cannot make this spin.
+/// A task leaves the list when its wait ends (`pending` sees it ready). One that stops waiting
+/// without that (cancelled, timed out) stays, so a full list is woken and emptied: tasks still
+/// waiting register again. The bound is twice the list at the last flush, so live waiters never
+/// make it flush over and over, and it halves when waits end and the list is small again, so
+/// stale ones cannot pile up either.
 #[derive(Default)]
 pub struct Waiters {
     list: RefCell<Vec<Waker>>,
@@ -136,24 +137,29 @@ pub struct Waiters {
 const MIN_WAITERS: usize = 16;
 
 impl Waiters {
-    /// Remembers `cx`'s task if `r` is still pending.
+    /// Remembers `cx`'s task while `r` is pending, and forgets it once `r` is ready.
     pub fn pending<T>(&self, cx: &std::task::Context<'_>, r: std::task::Poll<T>) -> std::task::Poll<T> {
-        if r.is_pending() {
-            let mut ws = self.list.borrow_mut();
-            if !ws.iter().any(|w| w.will_wake(cx.waker())) {
-                let bound = self.bound.get().max(MIN_WAITERS);
+        let mut ws = self.list.borrow_mut();
+        let at = ws.iter().position(|w| w.will_wake(cx.waker()));
+        let bound = self.bound.get().max(MIN_WAITERS);
+        match (r.is_pending(), at) {
+            (true, None) => {
                 if ws.len() >= bound {
-                    // Those still waiting register again and set the next bound.
                     self.bound.set(ws.len() * 2);
                     let stale = std::mem::take(&mut *ws);
                     drop(ws);
                     stale.into_iter().for_each(Waker::wake);
                     ws = self.list.borrow_mut();
-                } else if ws.len() < bound / 4 {
-                    self.bound.set((bound / 2).max(MIN_WAITERS));
                 }
                 ws.push(cx.waker().clone());
             }
+            (false, Some(i)) => {
+                ws.swap_remove(i);
+                if ws.len() < bound / 4 {
+                    self.bound.set((bound / 2).max(MIN_WAITERS));
+                }
+            }
+            _ => {}
         }
         r
     }
