@@ -324,24 +324,37 @@ asyncio.run(main())
   return p, tonumber(p:wait_line())
 end
 
+-- Python source of `ws_upgrade(c)`: reads an HTTP upgrade request from socket c, answers 101 with
+-- the right accept key, and returns the bytes that came after the request (None if c closed
+-- first). For raw WebSocket peers: `helper.python(helper.PY_WS_UPGRADE .. [[ ... ]])`.
+helper.PY_WS_UPGRADE = [[
+import base64, hashlib, re
+def ws_upgrade(c):
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        d = c.recv(4096)
+        if not d:
+            return None
+        buf += d
+    key = re.search(rb"(?i)sec-websocket-key:\s*(\S+)", buf).group(1)
+    acc = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+    c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+              b"Sec-WebSocket-Accept: " + acc + b"\r\n\r\n")
+    return buf[buf.index(b"\r\n\r\n") + 4:]
+]]
+
 -- A Python server that completes each WebSocket upgrade correctly, reads a little and hangs up
 -- without a close frame (a peer that vanishes) -> the peer, its port. Kill the peer in `finally`.
 function helper.python_ws_dropper()
-  local p = helper.python([[
-import base64, hashlib, socket
+  local p = helper.python(helper.PY_WS_UPGRADE .. [[
+import socket
 s = socket.socket()
 s.bind(("127.0.0.1", 0))
 s.listen(64)
 print(s.getsockname()[1], flush=True)
 while True:
     c, _ = s.accept()
-    req = b""
-    while b"\r\n\r\n" not in req:
-        req += c.recv(4096)
-    key = [l.split(b":", 1)[1].strip() for l in req.split(b"\r\n") if l.lower().startswith(b"sec-websocket-key")][0]
-    acc = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
-    c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-              b"Sec-WebSocket-Accept: " + acc + b"\r\n\r\n")
+    ws_upgrade(c)
     c.settimeout(0.2)
     try:
         c.recv(100)

@@ -94,20 +94,14 @@ asyncio.run(main())
 
   it("a peer that never answers the close: the socket is closed after a few seconds", function()
     -- a raw server that upgrades, then reads and never answers (nor closes)
-    local p = helper.python([[
-import base64, hashlib, socket, time
+    local p = helper.python(helper.PY_WS_UPGRADE .. [[
+import socket, time
 s = socket.socket()
 s.bind(("127.0.0.1", 0))
 s.listen(4)
 print(s.getsockname()[1], flush=True)
 c, _ = s.accept()
-req = b""
-while b"\r\n\r\n" not in req:
-    req += c.recv(4096)
-key = [l.split(b":", 1)[1].strip() for l in req.split(b"\r\n") if l.lower().startswith(b"sec-websocket-key")][0]
-acc = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
-c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-          b"Sec-WebSocket-Accept: " + acc + b"\r\n\r\n")
+ws_upgrade(c)
 t0 = time.monotonic()
 while c.recv(4096):
     pass
