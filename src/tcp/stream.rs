@@ -54,6 +54,12 @@ impl Transport {
         }
     }
 
+    /// The socket's descriptor (for `tcp::handshakes`, which shuts it down on close).
+    pub fn raw_fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        self.sock().as_raw_fd()
+    }
+
     fn sock(&self) -> socket2::SockRef<'_> {
         match self {
             Transport::Tcp(s) => socket2::SockRef::from(s),

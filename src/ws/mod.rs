@@ -16,7 +16,6 @@ pub mod socket;
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::os::fd::{AsRawFd, RawFd};
 use std::rc::{Rc, Weak};
 use std::task::Poll;
 use std::time::Duration;
@@ -28,7 +27,7 @@ use crate::export::{async_func, func, register_type, userdata, Args, Opts};
 use crate::runtime::Waiters;
 use crate::tcp::handshakes::Handshakes;
 use crate::tcp::listener;
-use crate::tcp::stream::{Stream, Transport};
+use crate::tcp::stream::Stream;
 use crate::tcp::{self as tcp, ConnectOpts};
 use socket::{Parts, WebSocket};
 
@@ -156,15 +155,6 @@ fn server_this(a: &Args, op: &str) -> NResult<Rc<ServerInner>> {
     Ok(s)
 }
 
-/// The socket under a transport, for `Handshakes` to end it.
-fn raw_fd(io: &Transport) -> RawFd {
-    match io {
-        Transport::Tcp(s) => s.as_raw_fd(),
-        Transport::Unix(s) => s.as_raw_fd(),
-        Transport::Tls(s) => s.get_ref().as_raw_fd(),
-    }
-}
-
 /// Upgrades one accepted connection in the background; the result goes to `ready`. The task
 /// holds the server weakly: an upgrade in progress does not keep a dropped server alive.
 fn start_upgrade(server: &Rc<ServerInner>, stream: Stream) {
@@ -173,7 +163,7 @@ fn start_upgrade(server: &Rc<ServerInner>, stream: Stream) {
     let Some(mut io) = stream.0.take_transport() else { return };
     let weak: Weak<ServerInner> = Rc::downgrade(server);
     let (config, max) = (server.config.clone(), server.max);
-    server.upgrades.spawn(raw_fd(&io), async move {
+    server.upgrades.spawn(io.raw_fd(), async move {
         let hs = handshake::server(&mut io, &config, &peer);
         let Ok(Ok(agreed)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, hs).await else { return };
         let Some(s) = weak.upgrade().filter(|s| !s.listener.is_closed()) else { return };
