@@ -21,6 +21,7 @@
 --   helper.bad_argument(pos, fname, expected, fn, ...)   assert a "bad argument #pos to ..." error
 --   helper.wait_until(seconds, cond[, step])  drive the loop until cond() is truthy or time is up
 --   helper.child(src[, seconds])    run src in a fresh interpreter -> exit code, stdout, stderr
+--                                   (src may use gc_object, eager_gc, proc_kib: see CHILD_PRELUDE)
 --   helper.scope(timeout_ms)        tasks/sockets/paths of one spec file, cleaned up after each test
 --                                   (s.go, s.track, s.listen, s.connect, s.bind, s.ws_serve, s.ws_echo,
 --                                   s.ws_connect)
@@ -372,11 +373,34 @@ function helper.lua(src, ...)
   return helper.spawn({ helper.lua_bin(), file, ... }, { files = { base, file } })
 end
 
---- Run `src` in a fresh interpreter of this kind (its own loop), with `net` required and stdout
---- unbuffered; bounded by `seconds` (default 5). Returns exit code, stdout (lines joined with
---- "\n") and stderr; raises with both outputs if it did not finish in time.
+-- What every helper.child script starts with: `net`, unbuffered stdout, and three tools:
+--   gc_object(fn)   an object whose finalizer is fn (newproxy on LuaJIT, where tables have no __gc)
+--   eager_gc()       the collector at its most eager: a step, and finalizers, at every allocation
+--   proc_kib(field)  a /proc/self/status figure in KiB, e.g. proc_kib("VmRSS"), proc_kib("VmHWM")
+local CHILD_PRELUDE = [[
+io.stdout:setvbuf("no")
+local net = require("net")
+local function gc_object(fn)
+  if newproxy then local u = newproxy(true); getmetatable(u).__gc = fn; return u end
+  return setmetatable({}, { __gc = fn })
+end
+local function eager_gc()
+  if jit then collectgarbage("setpause", 0); collectgarbage("setstepmul", 1000)
+  else collectgarbage("incremental", 0, 1000) end
+end
+local function proc_kib(field)
+  for line in io.lines("/proc/self/status") do
+    local kb = line:match("^" .. field .. ":%s+(%d+)")
+    if kb then return tonumber(kb) end
+  end
+end
+]]
+
+--- Run `src` in a fresh interpreter of this kind (its own loop), after CHILD_PRELUDE above;
+--- bounded by `seconds` (default 5). Returns exit code, stdout (lines joined with "\n") and
+--- stderr; raises with both outputs if it did not finish in time.
 function helper.child(src, seconds)
-  local p = helper.lua('io.stdout:setvbuf("no")\nlocal net = require("net")\n' .. src)
+  local p = helper.lua(CHILD_PRELUDE .. src)
   local ok, rc = pcall(p.wait, p, seconds or 5)
   local out, err = table.concat(p:lines(), '\n'), p:stderr()
   p:kill()

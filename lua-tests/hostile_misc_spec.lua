@@ -226,12 +226,7 @@ describe("net.tcp.connect in flight", function()
   -- of ~6 KB grew to ~28 KB per call: 100,000 connects at once peaked at 2.7 GB.
   it("holds a few KB per call, not tens (8,000 at once to a closed port, peak RSS in a child)", function()
     local rc, out, err = helper.child([[
-local function peak_kb()
-  for l in io.lines("/proc/self/status") do
-    local v = l:match("^VmHWM:%s+(%d+)")
-    if v then return tonumber(v) end
-  end
-end
+local function peak_kb() return proc_kib("VmHWM") end
 local l = net.tcp.listen("127.0.0.1", 0)
 local port = l.port
 l:close()

@@ -29,12 +29,8 @@ end
 -- pieces tile the stream exactly (nothing lost, duplicated or taken from the wrong place).
 local PRELUDE = [[
 -- LuaJIT runs no finalizers while compiled code is on the stack: keep to the interpreter.
-if jit then jit.off(); collectgarbage("setpause", 0); collectgarbage("setstepmul", 1000)
-else collectgarbage("incremental", 0, 1000) end
-local function with_gc(fn)
-  if newproxy then local p = newproxy(true); getmetatable(p).__gc = fn; return p end
-  return setmetatable({}, { __gc = fn })
-end
+if jit then jit.off() end
+eager_gc()
 local spans, short, bad, total = {}, {}, 0, 0
 -- check() allocates, so finalizers run inside it too; they must not call it again meanwhile.
 checking = false
@@ -91,7 +87,7 @@ local function fin()
   if ok and d then kept[#kept + 1] = d end
 end
 repeat
-  for _ = 1, 8 do with_gc(fin) end
+  for _ = 1, 8 do gc_object(fin) end
   local d = s:read(40000)
   if d then check(d) end
   local small = d and s:read(100)
@@ -116,7 +112,7 @@ local function boom() if armed then armed = false; error("boom from a finalizer"
 local raised, rounds = 0, 0
 for _ = 1, 100 do
   armed = true
-  with_gc(boom)
+  gc_object(boom)
   while armed do
     rounds = rounds + 1
     local ok, d = pcall(s.read, s, rounds %% 2 == 0 and 40000 or 64)
@@ -143,7 +139,7 @@ local got, over = 0, false
 local function fin() if over then return end; local ok, d = pcall(a.recv, a); if ok and d then got = got + 1 end end
 for round = 1, 300 do
   for i = 1, 4 do b:send(("x"):rep(round % 200 + 1), "127.0.0.1", a.port) end
-  for _ = 1, 4 do with_gc(fin) end
+  for _ = 1, 4 do gc_object(fin) end
   while true do
     local ok, d = pcall(a.recv, a, 1000)
     if not ok or not d then break end
@@ -401,12 +397,6 @@ local function wake() b:send("x", "127.0.0.1", a.port) end]],
     it("30,000 tasks that each waited once on a " .. name .. " leave no trace in it", function()
       local rc, out, err = helper.child(setup .. [[
 
-local function rss_kib()
-  for line in io.lines("/proc/self/status") do
-    local kb = line:match("^VmRSS:%s+(%d+)")
-    if kb then return tonumber(kb) end
-  end
-end
 local function round(n)
   net.spawn(function()
     for i = 1, n do
@@ -420,9 +410,9 @@ local function round(n)
   collectgarbage(); collectgarbage()
 end
 round(3000)
-local before = rss_kib()
+local before = proc_kib("VmRSS")
 round(30000)
-local grown = rss_kib() - before
+local grown = proc_kib("VmRSS") - before
 print(grown < 4096 and "bounded" or ("grew " .. grown .. " KiB"))
 ]], 60)
       assert.are.equal(0, rc, err)

@@ -313,19 +313,7 @@ end)
 describe("finalizers that use a ws while it is in use", function()
   it("recv/send/close from __gc during a recv loop: no panic, no crash", function()
     local rc, out, err = helper.child([[
-local function gc_object(fn)
-  if newproxy then
-    local u = newproxy(true)
-    getmetatable(u).__gc = fn
-    return u
-  end
-  return setmetatable({}, { __gc = fn })
-end
-if jit then
-  collectgarbage("setpause", 0); collectgarbage("setstepmul", 1000)
-else
-  collectgarbage("incremental", 0, 1000)
-end
+eager_gc()
 local server = net.ws.listen("127.0.0.1", 0)
 net.spawn(function()
   while true do
