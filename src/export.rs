@@ -83,9 +83,16 @@ pub fn glue(lua: &Lua) -> LuaResult<mlua::AppDataRef<'_, Glue>> {
 /// The fast-path wrappers of `src/lua/stream.lua` (`method`, `method3`, `varargs`): a
 /// synchronous try first, the async twin only when it would wait.
 pub fn fast_paths(lua: &Lua) -> LuaResult<LuaTable> {
+    lua_helpers(lua, "=net.stream", include_str!("lua/stream.lua"))
+}
+
+/// Runs a chunk of Lua helpers that park and raise like the fast paths: it gets `FAIL`,
+/// `PENDING`, mlua's pending marker, `resumed` and the foreign-resume message, and returns a
+/// table of helpers.
+pub fn lua_helpers(lua: &Lua, name: &str, source: &str) -> LuaResult<LuaTable> {
     // SAFETY: `resumed` reads no argument and pushes a boolean.
     let resumed = unsafe { lua.create_c_function(resumed)? };
-    lua.load(include_str!("lua/stream.lua")).set_name("=net.stream").call((
+    lua.load(source).set_name(name).call((
         fail_tag(),
         pending_tag(),
         Lua::poll_pending(),

@@ -9,6 +9,7 @@
 //!   and yielding would hand mlua's marker to the user's coroutine).
 
 pub mod channel;
+mod raw;
 pub mod signal;
 pub mod task;
 pub mod timer;
@@ -17,6 +18,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::ffi::c_void;
 use std::future::Future;
+use std::hash::BuildHasherDefault;
 use std::rc::Rc;
 use std::task::Waker;
 
@@ -49,11 +51,19 @@ pub struct Sched {
     /// Tasks that ended with an error during the current `net.run()`.
     failed: Cell<usize>,
     pub timers: timer::Timers,
+    /// Tasks asleep in `net.sleep`, by deadline (one tokio timer for all of them).
+    pub sleepers: timer::Sleepers,
     pub dns: RefCell<Option<Rc<crate::dns::Resolver>>>,
+    /// Registry references of coroutines whose task was dropped outside a poll (cancelled, or
+    /// the loop torn down): released at the next safe point, since a drop may happen where no Lua
+    /// call is allowed.
+    dead_refs: RefCell<Vec<std::ffi::c_int>>,
+    /// The Lua state, for the rare paths of a task's driver (results, errors, cancellation).
+    lua: mlua::WeakLua,
 }
 
 impl Sched {
-    fn new() -> std::io::Result<Self> {
+    fn new(lua: &Lua) -> std::io::Result<Self> {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         Ok(Sched {
             rt,
@@ -68,7 +78,10 @@ impl Sched {
             run_waker: RefCell::new(None),
             failed: Cell::new(0),
             timers: timer::Timers::default(),
+            sleepers: timer::Sleepers::default(),
             dns: RefCell::new(None),
+            dead_refs: RefCell::new(Vec::new()),
+            lua: lua.weak(),
         })
     }
 
@@ -182,26 +195,57 @@ pub trait Deferred {
     fn run(self: Rc<Self>);
 }
 
+/// What a parked task waits for (see `park_here`).
+pub enum Wait {
+    /// `on` to be ready for reading (false) or writing (true).
+    Ready(Rc<dyn Parkable>, bool),
+    /// The deadline of a `net.sleep`.
+    Until(tokio::time::Instant),
+}
+
 /// The cheap way for a hot operation to wait inside a task (see `park_here`).
 struct ParkState {
     /// The lua_State of the task coroutine being polled right now on this thread.
     task: Cell<*const c_void>,
+    /// The waker of that task's driver, valid during the poll: async calls made by the task
+    /// register it (see `Call::poll`).
+    waker: Cell<*const Waker>,
     /// Set by `park_here` during that poll; taken by the task's driver when the poll ends.
-    slot: RefCell<Option<(Rc<dyn Parkable>, bool)>>,
+    slot: RefCell<Option<Wait>>,
     /// Run when the poll of the current task ends.
     deferred: RefCell<Vec<Rc<dyn Deferred>>>,
     /// The driver's waker of every live task that ever parked, by its coroutine's address (alive
     /// while the task is): a parked coroutine resumed from outside its task wakes its driver with
     /// it (`foreign_resume`). A task waiting in an async call is woken by that `Call` instead.
-    drivers: RefCell<HashMap<usize, Waker>>,
+    drivers: RefCell<HashMap<usize, Waker, BuildHasherDefault<AddrHasher>>>,
+}
+
+/// Hashes an address with one multiplication (the map above is keyed by coroutine addresses,
+/// which are distinct and need no protection against crafted collisions).
+#[derive(Default)]
+struct AddrHasher(u64);
+
+impl std::hash::Hasher for AddrHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8 | u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.0 = (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
 }
 
 thread_local! {
     static PARK: ParkState = ParkState {
         task: Cell::new(std::ptr::null()),
+        waker: Cell::new(std::ptr::null()),
         slot: RefCell::new(None),
         deferred: RefCell::new(Vec::new()),
-        drivers: RefCell::new(HashMap::new()),
+        drivers: RefCell::new(HashMap::default()),
     };
 }
 
@@ -230,11 +274,16 @@ fn run_deferred() {
 /// The caller must have checked that the coroutine can yield (`coroutine.isyieldable()`): a
 /// park that is never followed by its yield would leave the task waiting on the wrong thing.
 pub fn park_here(state: *const c_void, on: Rc<dyn Parkable>, write: bool) -> bool {
+    park(state, Wait::Ready(on, write))
+}
+
+/// `park_here` for a wait until a deadline (`net.sleep`).
+pub fn park(state: *const c_void, wait: Wait) -> bool {
     PARK.with(|p| {
         if state.is_null() || p.task.get() != state {
             return false;
         }
-        *p.slot.borrow_mut() = Some((on, write));
+        *p.slot.borrow_mut() = Some(wait);
         true
     })
 }
@@ -289,20 +338,24 @@ pub fn remove_driver(state: *const c_void) {
 /// Runs `f` (one poll of the task whose coroutine is `state` and whose id is `id`) with that task
 /// as the one being polled. The registers are restored by a guard, so that a panic in `f` cannot
 /// leave them pointing at a task that is no longer polled.
-pub fn polling_task<R>(s: &Sched, state: *const c_void, id: u64, f: impl FnOnce() -> R) -> R {
+pub fn polling_task<R>(s: &Sched, state: *const c_void, id: u64, waker: &Waker, f: impl FnOnce() -> R) -> R {
     struct Restore<'a> {
         s: &'a Sched,
         task: *const c_void,
         id: u64,
         adopted: usize,
         park: *const c_void,
+        waker: *const Waker,
     }
     impl Drop for Restore<'_> {
         fn drop(&mut self) {
             self.s.current_task.set(self.task);
             self.s.current_id.set(self.id);
             self.s.adopted.borrow_mut().truncate(self.adopted);
-            let _ = PARK.try_with(|p| p.task.set(self.park));
+            let _ = PARK.try_with(|p| {
+                p.task.set(self.park);
+                p.waker.set(self.waker);
+            });
         }
     }
     let restore = Restore {
@@ -311,6 +364,7 @@ pub fn polling_task<R>(s: &Sched, state: *const c_void, id: u64, f: impl FnOnce(
         id: s.current_id.replace(id),
         adopted: s.adopted.borrow().len(),
         park: PARK.with(|p| p.task.replace(state)),
+        waker: PARK.with(|p| p.waker.replace(waker)),
     };
     let r = f();
     let outermost = restore.park.is_null();
@@ -322,7 +376,7 @@ pub fn polling_task<R>(s: &Sched, state: *const c_void, id: u64, f: impl FnOnce(
 }
 
 /// What the task just polled parked on, if anything.
-pub fn take_parked() -> Option<(Rc<dyn Parkable>, bool)> {
+pub fn take_parked() -> Option<Wait> {
     PARK.with(|p| p.slot.borrow_mut().take())
 }
 
@@ -333,8 +387,10 @@ pub fn sched(lua: &Lua) -> Rc<Sched> {
 
 pub fn install(lua: &Lua) -> LuaResult<()> {
     if lua.app_data_ref::<Rc<Sched>>().is_none() {
-        let s = Sched::new().map_err(|e| LuaError::runtime(format!("net: cannot start the event loop: {e}")))?;
-        lua.set_app_data(Rc::new(s));
+        let s = Sched::new(lua).map_err(|e| LuaError::runtime(format!("net: cannot start the event loop: {e}")))?;
+        let s = Rc::new(s);
+        timer::start_pump(&s);
+        lua.set_app_data(s);
     }
     Ok(())
 }
@@ -363,6 +419,44 @@ pub fn mode(lua: &Lua, s: &Sched) -> Mode {
 }
 
 impl Sched {
+    /// The Lua state, for rare paths; None while it is being torn down.
+    pub fn lua(&self) -> Option<Lua> {
+        self.lua.try_upgrade()
+    }
+
+    /// Queues the release of a coroutine's registry reference (see `dead_refs`).
+    pub fn release_ref(&self, r: std::ffi::c_int) {
+        if let Ok(mut v) = self.dead_refs.try_borrow_mut() {
+            v.push(r);
+        }
+    }
+
+    /// Releases the queued registry references.
+    ///
+    /// # Safety
+    /// `l` is a live thread of this state, and the caller may let Lua run (unref calls no
+    /// metamethod and allocates nothing, so it cannot raise).
+    pub unsafe fn release_dead_refs(&self, l: *mut mlua::ffi::lua_State) {
+        let refs = std::mem::take(&mut *self.dead_refs.borrow_mut());
+        for r in refs {
+            // SAFETY: see the function's contract; `r` came from `luaL_ref` on this registry.
+            unsafe { mlua::ffi::luaL_unref(l, mlua::ffi::LUA_REGISTRYINDEX, r) };
+        }
+    }
+
+    /// Which behaviour applies to the coroutine `l` (the raw twin of [`mode`]).
+    pub fn mode_of(&self, l: *const c_void) -> Mode {
+        let task = self.current_task.get();
+        if !task.is_null() && (l == task || self.adopted.borrow().contains(&l)) {
+            return Mode::Task;
+        }
+        if self.running.get() {
+            Mode::Nested
+        } else {
+            Mode::Block
+        }
+    }
+
     /// A new task id (never 0, never reused).
     pub fn new_task_id(&self) -> u64 {
         let id = self.next_id.get();
@@ -466,11 +560,18 @@ impl<R: IntoLuaMulti, F: Future<Output = NResult<R>>> Future for Call<F> {
                     return Poll::Ready(crate::export::to_lua::<()>(&this.lua, Err(foreign_resume_error())));
                 }
                 (Mode::Task, Some(f)) => {
+                    // The task's driver resumes the coroutine with a raw `lua_resume`, so the
+                    // context mlua passes in has no real waker: wake the driver instead.
+                    let w = PARK.with(|p| p.waker.get());
+                    // SAFETY: a non-null pointer is the waker of the driver polling this task
+                    // right now (set and restored around the poll by `polling_task`).
+                    let waker = if w.is_null() { cx.waker() } else { unsafe { &*w } };
                     if this.driver.is_none() {
-                        this.driver = Some(cx.waker().clone());
+                        this.driver = Some(waker.clone());
                     }
+                    let mut cx = std::task::Context::from_waker(waker);
                     // SAFETY: `f` lives in `this.fut`, which is pinned with `self` (see above).
-                    match unsafe { std::pin::Pin::new_unchecked(f) }.poll(cx) {
+                    match unsafe { std::pin::Pin::new_unchecked(f) }.poll(&mut cx) {
                         Poll::Pending => return Poll::Pending,
                         Poll::Ready(r) => r,
                     }

@@ -1,20 +1,28 @@
-//! Tasks: `net.spawn`, `task:join`, `task:cancel`, `net.run`, `net.stop`, `net.wrap`.
+//! Tasks: `net.spawn`, `task:join`, `task:cancel`, `task:status`, `net.run`, `net.stop`, `net.wrap`.
 //!
-//! A task is a Lua coroutine polled by a tokio local task. The coroutine is kept in the Lua
-//! registry, not as an mlua `Thread` value, because LuaJIT caps live mlua references near 8000
-//! and 100,000 tasks must work (design §3). Its body runs under `xpcall` (prelude `task_main`) so
-//! a failure keeps its traceback; a failure is printed unless someone is already joining.
+//! A task is a Lua coroutine resumed by a small tokio local task, its [`Driver`]. The driver
+//! calls `lua_resume` itself (docs/internals.md, "Tasks"): no mlua thread object, no mlua
+//! reference and no protected call per resume, because 100,000 tasks must cost about what bare
+//! coroutines on libuv cost. The coroutine is kept by a raw registry reference (not an mlua
+//! value: LuaJIT caps live mlua references near 8000), and `net.spawn` and the handle's methods
+//! are raw C functions for the same reason. A failure is printed with its traceback, taken from
+//! the dead coroutine, unless someone is joining the task.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::ffi::{c_int, c_void};
 use std::future::{poll_fn, Future};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Poll, Waker};
+use std::task::{Context, Poll, Waker};
 
+use mlua::ffi::{self, lua_State};
 use mlua::prelude::*;
 
-use super::{sched, Mode, Sched};
-use crate::error::{Kind, NetError};
-use crate::export::{self, func, Args};
+use super::raw::{self, push_fail};
+use super::{sched, Mode, Sched, Wait};
+use crate::error::{Kind, NResult, NetError};
+use crate::export::{self, func, pending_tag};
 
 enum Outcome {
     Running,
@@ -24,20 +32,21 @@ enum Outcome {
     Cancelled,
 }
 
-struct TaskState {
+/// What a task shares with its handle, its joiners and the Rust API.
+pub struct TaskCell {
+    /// Never reused (unlike a coroutine's address once it is collected).
+    id: u64,
+    /// The coroutine's registry reference and its state, until the task ends.
+    co_ref: Cell<c_int>,
+    co: Cell<*mut lua_State>,
     outcome: RefCell<Outcome>,
     joiners: RefCell<Vec<Waker>>,
-    abort: RefCell<Option<tokio::task::AbortHandle>>,
     /// Someone called `join`: its failure is theirs to report, not printed.
-    joined: std::cell::Cell<bool>,
-    /// Never reused (unlike the coroutine's address once it is collected): a task joining
-    /// itself is refused by comparing ids.
-    id: u64,
-    /// The task's coroutine in the registry, until the task ends.
-    co: RefCell<Option<LuaRegistryKey>>,
+    joined: Cell<bool>,
+    abort: RefCell<Option<tokio::task::AbortHandle>>,
 }
 
-impl TaskState {
+impl TaskCell {
     /// Records how the task ended and wakes its joiners. A task cancelled while it ran (by
     /// itself) stays cancelled whatever it returns afterwards.
     fn finish(&self, o: Outcome) {
@@ -49,123 +58,410 @@ impl TaskState {
             w.wake();
         }
     }
-}
 
-/// The handle `net.spawn` returns.
-pub struct Task(Rc<TaskState>);
+    fn running(&self) -> bool {
+        matches!(*self.outcome.borrow(), Outcome::Running)
+    }
 
-/// Starts `f(args...)` as a task; returns its handle.
-pub fn spawn(lua: &Lua, f: LuaFunction, args: LuaMultiValue) -> LuaResult<Task> {
-    let s = sched(lua);
-    let main = export::glue(lua)?.task_main.clone();
-    let th = lua.create_thread(main)?;
-    let ptr = th.to_pointer();
-    // Push (f, args...) onto the new coroutine's stack; the first poll resumes with them.
-    let mut first = LuaMultiValue::with_capacity(args.len() + 1);
-    first.push_back(LuaValue::Function(f));
-    first.extend(args);
-    drop(th.clone().into_async::<()>(first)?);
-    let key = lua.create_registry_value(th)?;
-    let id = s.new_task_id();
-    let state = Rc::new(TaskState {
-        outcome: RefCell::new(Outcome::Running),
-        joiners: RefCell::new(Vec::new()),
-        abort: RefCell::new(None),
-        joined: std::cell::Cell::new(false),
-        id,
-        co: RefCell::new(Some(key)),
-    });
-    let st = state.clone();
-    let lua2 = lua.clone();
-    let s2 = s.clone();
-    s.retain();
-    // Created outside the async block so that it is dropped (and the loop released) even when
-    // the task is cancelled before its first poll.
-    let alive = Release(s2.clone(), st.clone(), ptr);
-    let fut = async move {
-        let _alive = alive;
-        let mut parked: Option<(Rc<dyn super::Parkable>, bool)> = None;
-        // Whether this driver's waker is in `drivers` (only tasks that park need it there).
-        let mut findable = false;
-        let res = poll_fn(|cx| {
-            if matches!(*st.outcome.borrow(), Outcome::Cancelled) {
-                // Cancelled by itself during its last poll (see `cancel`).
-                close_coroutine(&lua2, &st);
-                return Poll::Ready(Ok(LuaMultiValue::new()));
-            }
-            let th = match st.thread(&lua2) {
-                Some(th) => th,
-                None => return Poll::Ready(Ok(LuaMultiValue::new())),
-            };
-            if th.status() != LuaThreadStatus::Resumable {
-                // Someone else resumed the coroutine and it ended there.
-                let msg = super::foreign_resume_error().to_string();
-                s2.note_failure();
-                if !st.joined.get() {
-                    eprintln!("net: task failed: {msg}");
-                }
-                st.finish(Outcome::Failed(lua2.create_registry_value(msg).expect("registry")));
-                return Poll::Ready(Ok(LuaMultiValue::new()));
-            }
-            if let Some((on, write)) = &parked {
-                if on.poll_ready(cx, *write).is_pending() {
-                    return Poll::Pending;
-                }
-                parked = None;
-            }
-            let at = match th.into_async::<LuaMultiValue>(()) {
-                Ok(at) => at,
-                Err(e) => return Poll::Ready(Err(e)),
-            };
-            let mut at = std::pin::pin!(at);
-            let r = super::polling_task(&s2, ptr, id, || at.as_mut().poll(cx));
-            // A task that parked itself (see `park_here`) yielded mlua's pending marker: register
-            // interest in what it waits for now, and poll again at once if that is already ready.
-            let p = super::take_parked();
-            if r.is_pending() {
-                if matches!(*st.outcome.borrow(), Outcome::Cancelled) {
-                    cx.waker().wake_by_ref(); // stop at once (see the top of this closure)
-                } else if let Some((on, write)) = p {
-                    if on.poll_ready(cx, write).is_ready() {
-                        cx.waker().wake_by_ref();
-                    } else {
-                        if !findable {
-                            super::add_driver(ptr, cx.waker());
-                            findable = true;
-                        }
-                        parked = Some((on, write));
-                    }
-                }
-            }
-            r
-        })
-        .await;
-        if let Some(key) = st.co.borrow_mut().take() {
-            let _ = lua2.remove_registry_value(key);
+    fn cancelled(&self) -> bool {
+        matches!(*self.outcome.borrow(), Outcome::Cancelled)
+    }
+
+    /// Stops a running task; true if it was running. Another task's driver is dropped at the
+    /// loop's next turn without being resumed again; a task cancelling itself stops at its next
+    /// wait (its driver sees the outcome).
+    fn cancel(&self, itself: bool) -> bool {
+        if !self.running() {
+            return false;
         }
-        // Not when the end was decided already (cancelled, or resumed by someone else).
-        if matches!(*st.outcome.borrow(), Outcome::Running) {
-            let outcome = outcome_of(&lua2, &s2, &st, res);
-            st.finish(outcome);
+        if !itself {
+            if let Some(h) = self.abort.borrow_mut().take() {
+                h.abort();
+            }
         }
-    };
-    let handle = s.local.spawn_local(fut);
-    *state.abort.borrow_mut() = Some(handle.abort_handle());
-    Ok(Task(state))
-}
+        self.finish(Outcome::Cancelled);
+        true
+    }
 
-impl TaskState {
-    fn thread(&self, lua: &Lua) -> Option<LuaThread> {
-        self.co.borrow().as_ref().and_then(|k| lua.registry_value::<LuaThread>(k).ok())
+    fn status(&self) -> &'static str {
+        match &*self.outcome.borrow() {
+            Outcome::Running => "running",
+            Outcome::Done(_) => "done",
+            Outcome::Failed(_) => "failed",
+            Outcome::Cancelled => "cancelled",
+        }
     }
 }
 
-/// Closes a cancelled task's suspended coroutine so that its pending `<close>` variables run
-/// (Lua 5.4; other versions have none). An error from one of them is printed.
-fn close_coroutine(lua: &Lua, st: &TaskState) {
+/// Joining a task parks on it: ready once it has ended.
+impl super::Parkable for TaskCell {
+    fn poll_ready(&self, cx: &mut Context<'_>, _write: bool) -> Poll<()> {
+        if self.running() {
+            let mut js = self.joiners.borrow_mut();
+            if !js.iter().any(|w| w.will_wake(cx.waker())) {
+                js.push(cx.waker().clone());
+            }
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    }
+}
+
+/// How a task ended, for Rust callers (see [`wait`]).
+pub enum Ended {
+    Returned(LuaMultiValue),
+    /// The task's error value, unchanged.
+    Failed(LuaValue),
+    Cancelled,
+}
+
+/// A task started from Rust (a timer callback, an HTTP handler).
+#[derive(Clone)]
+pub struct TaskRef(Rc<TaskCell>);
+
+/// Starts `f(args...)` as a task.
+pub fn spawn(lua: &Lua, f: LuaFunction, args: LuaMultiValue) -> LuaResult<TaskRef> {
+    let s = sched(lua);
+    let mut vals = args;
+    vals.push_front(LuaValue::Function(f));
+    // SAFETY: runs under `exec_raw`'s protected call with `vals` on the stack: the new thread
+    // takes them, and only its reference and address are returned.
+    let (r, co): (c_int, LuaLightUserData) = unsafe {
+        lua.exec_raw(vals, |state| {
+            let n = ffi::lua_gettop(state);
+            let co = ffi::lua_newthread(state);
+            ffi::lua_insert(state, 1);
+            ffi::lua_xmove(state, co, n);
+            let r = ffi::luaL_ref(state, ffi::LUA_REGISTRYINDEX);
+            ffi::lua_pushinteger(state, r as ffi::lua_Integer);
+            ffi::lua_pushlightuserdata(state, co as *mut c_void);
+        })?
+    };
+    Ok(TaskRef(start(&s, r, co.0 as *mut lua_State)))
+}
+
+/// Makes the task of a new coroutine (its function and arguments on its stack) and hands it to
+/// the loop.
+fn start(s: &Rc<Sched>, co_ref: c_int, co: *mut lua_State) -> Rc<TaskCell> {
+    let cell = Rc::new(TaskCell {
+        id: s.new_task_id(),
+        co_ref: Cell::new(co_ref),
+        co: Cell::new(co),
+        outcome: RefCell::new(Outcome::Running),
+        joiners: RefCell::new(Vec::new()),
+        joined: Cell::new(false),
+        abort: RefCell::new(None),
+    });
+    s.retain();
+    let driver = Driver { cell: cell.clone(), sched: s.clone(), wait: None, started: false, findable: false };
+    let h = s.local.spawn_local(driver);
+    *cell.abort.borrow_mut() = Some(h.abort_handle());
+    cell
+}
+
+impl TaskRef {
+    /// Waits for the task to end; true when it returned normally.
+    pub async fn finished_ok(&self) -> bool {
+        wait_end(&self.0).await;
+        let ok = matches!(*self.0.outcome.borrow(), Outcome::Done(_));
+        ok
+    }
+
+    /// Waits for the task to end and gives its results, its error value, or `Cancelled`. Its
+    /// failure is then the caller's to report: it is not printed.
+    pub async fn join(&self, lua: &Lua) -> Ended {
+        self.0.joined.set(true);
+        wait_end(&self.0).await;
+        let o = self.0.outcome.borrow();
+        match &*o {
+            Outcome::Done(None) => Ended::Returned(LuaMultiValue::new()),
+            Outcome::Done(Some(k)) => {
+                let vals = lua.registry_value::<LuaTable>(k).and_then(|t| {
+                    let n: usize = t.raw_get("n")?;
+                    (1..=n).map(|i| t.raw_get::<LuaValue>(i)).collect::<LuaResult<LuaMultiValue>>()
+                });
+                match vals {
+                    Ok(v) => Ended::Returned(v),
+                    Err(e) => Ended::Failed(LuaValue::String(lua.create_string(e.to_string()).expect("string"))),
+                }
+            }
+            Outcome::Failed(k) => Ended::Failed(lua.registry_value(k).unwrap_or(LuaValue::Nil)),
+            Outcome::Cancelled | Outcome::Running => Ended::Cancelled,
+        }
+    }
+
+    pub fn cancel(&self) -> bool {
+        self.0.cancel(false)
+    }
+}
+
+async fn wait_end(cell: &TaskCell) {
+    poll_fn(|cx| super::Parkable::poll_ready(cell, cx, false)).await
+}
+
+/// Resumes a task's coroutine whenever what it waits for is ready, and records how it ended.
+struct Driver {
+    cell: Rc<TaskCell>,
+    sched: Rc<Sched>,
+    /// What the task parked on (see `runtime::park_here`), checked before resuming it.
+    wait: Option<Wait>,
+    /// The coroutine has been resumed once (its function and arguments are on its stack
+    /// before that).
+    started: bool,
+    /// This driver's waker is in `drivers` (only tasks that park need it there).
+    findable: bool,
+}
+
+impl Future for Driver {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        if this.cell.cancelled() {
+            // Cancelled by itself during its last poll (see `TaskCell::cancel`).
+            this.close_coroutine();
+            return Poll::Ready(());
+        }
+        let co = this.cell.co.get();
+        if co.is_null() {
+            return Poll::Ready(());
+        }
+        // SAFETY: `co` is alive (the registry holds it until the task ends).
+        if this.started && unsafe { ffi::lua_status(co) } != ffi::LUA_YIELD {
+            // Someone else resumed the coroutine and it ended there (or runs there now).
+            this.fail_foreign();
+            return Poll::Ready(());
+        }
+        match &this.wait {
+            Some(Wait::Ready(on, write)) if on.poll_ready(cx, *write).is_pending() => return Poll::Pending,
+            Some(Wait::Until(at)) if tokio::time::Instant::now() < *at => return Poll::Pending,
+            _ => this.wait = None,
+        }
+        let nargs = if this.started {
+            0
+        } else {
+            this.started = true;
+            // SAFETY: as above; the stack holds the function and its arguments.
+            unsafe { ffi::lua_gettop(co) - 1 }
+        };
+        let mut nres: c_int = 0;
+        let id = this.cell.id;
+        // SAFETY: `co` is a suspended (or new) coroutine of this state; `lua_resume` catches
+        // every error raised inside it, so nothing unwinds through this frame.
+        let rc = super::polling_task(&this.sched, co as *const c_void, id, cx.waker(), || unsafe {
+            ffi::lua_resume(co, std::ptr::null_mut(), nargs, &mut nres)
+        });
+        let parked = super::take_parked();
+        match rc {
+            ffi::LUA_YIELD => {
+                // SAFETY: the coroutine yielded `nres` values, now on its stack.
+                let pending = nres == 1 && unsafe { ffi::lua_touserdata(co, -1) } == Lua::poll_pending().0;
+                // SAFETY: as above; the yielded values are dropped (a resume passes none).
+                unsafe { ffi::lua_settop(co, 0) };
+                if this.cell.cancelled() || !pending {
+                    // Cancelled by itself, or a plain `coroutine.yield()`: go on at the next turn.
+                    cx.waker().wake_by_ref();
+                } else if let Some(w) = parked {
+                    this.park(cx, w);
+                }
+                // Otherwise an async call holds the driver's waker (see `Call::poll`).
+                Poll::Pending
+            }
+            ffi::LUA_OK => {
+                this.end(co, Ok(nres));
+                Poll::Ready(())
+            }
+            _ => {
+                this.end(co, Err(()));
+                Poll::Ready(())
+            }
+        }
+    }
+}
+
+impl Driver {
+    /// Waits for `w` before the next resume; at once if it is ready already.
+    fn park(&mut self, cx: &mut Context<'_>, w: Wait) {
+        let ready = match &w {
+            Wait::Ready(on, write) => on.poll_ready(cx, *write).is_ready(),
+            Wait::Until(at) => {
+                let due = *at <= tokio::time::Instant::now();
+                if !due {
+                    self.sched.sleepers.add(*at, cx.waker());
+                }
+                due
+            }
+        };
+        if ready {
+            cx.waker().wake_by_ref();
+            return;
+        }
+        if !self.findable {
+            super::add_driver(self.cell.co.get() as *const c_void, cx.waker());
+            self.findable = true;
+        }
+        self.wait = Some(w);
+    }
+
+    /// The coroutine returned (`Ok(number of results)`) or raised (`Err`): record the outcome,
+    /// print a failure nobody joins, and let the coroutine go.
+    fn end(&mut self, co: *mut lua_State, r: Result<c_int, ()>) {
+        let outcome = match (self.cell.running(), r) {
+            (false, _) => None, // cancelled by itself, then returned or failed: stays cancelled
+            (true, Ok(0)) => Some(Outcome::Done(None)),
+            (true, Ok(n)) => Some(self.pack_results(co, n)),
+            (true, Err(())) => Some(self.failure(co)),
+        };
+        self.release(co);
+        if let Some(o) = outcome {
+            self.cell.finish(o);
+        }
+    }
+
+    /// The `n` values a coroutine returned, kept in a table for `join`.
+    fn pack_results(&self, co: *mut lua_State, n: c_int) -> Outcome {
+        let Some(lua) = self.sched.lua() else { return Outcome::Done(None) };
+        // SAFETY: under `exec_raw`'s protected call; the coroutine is finished and its `n` results
+        // are its whole stack (they are moved, so the coroutine keeps nothing).
+        let packed: LuaResult<LuaTable> = unsafe {
+            lua.exec_raw((), |state| {
+                if ffi::lua_checkstack(state, n + 2) == 0 {
+                    ffi::luaL_error(state, c"too many results".as_ptr());
+                }
+                ffi::lua_createtable(state, n, 1);
+                ffi::lua_xmove(co, state, n);
+                for i in (1..=n).rev() {
+                    ffi::lua_rawseti(state, -(i + 1), i as ffi::lua_Integer);
+                }
+                ffi::lua_pushinteger(state, n as ffi::lua_Integer);
+                ffi::lua_setfield(state, -2, c"n".as_ptr());
+            })
+        };
+        match packed.and_then(|t| lua.create_registry_value(t)) {
+            Ok(k) => Outcome::Done(Some(k)),
+            Err(e) => self.failed_with(&lua, LuaValue::Nil, e.to_string()),
+        }
+    }
+
+    /// A coroutine that raised: its error value and the traceback of where it raised.
+    fn failure(&self, co: *mut lua_State) -> Outcome {
+        let Some(lua) = self.sched.lua() else { return Outcome::Cancelled };
+        // SAFETY: under `exec_raw`'s protected call; the coroutine is dead with its error value on
+        // top, and its frames are still there for the traceback.
+        let r: LuaResult<(LuaValue, String)> = unsafe {
+            lua.exec_raw((), |state| {
+                ffi::lua_pushvalue(co, -1);
+                ffi::lua_xmove(co, state, 1);
+                let msg = if ffi::lua_type(state, -1) == ffi::LUA_TSTRING {
+                    ffi::lua_tostring(state, -1)
+                } else {
+                    ffi::luaL_tolstring(state, -1, std::ptr::null_mut())
+                };
+                ffi::luaL_traceback(state, co, msg, 0);
+                if ffi::lua_gettop(state) == 3 {
+                    ffi::lua_remove(state, -2); // luaL_tolstring's string
+                }
+            })
+        };
+        let (err, trace) = match r {
+            Ok(v) => v,
+            Err(e) => (LuaValue::Nil, e.to_string()),
+        };
+        self.failed_with(&lua, err, trace)
+    }
+
+    fn failed_with(&self, lua: &Lua, err: LuaValue, trace: String) -> Outcome {
+        self.sched.note_failure();
+        if !self.cell.joined.get() {
+            eprintln!("net: task failed: {trace}");
+        }
+        let err = if err.is_nil() && !trace.is_empty() {
+            LuaValue::String(lua.create_string(&trace).expect("string"))
+        } else {
+            err
+        };
+        Outcome::Failed(lua.create_registry_value(err).expect("registry"))
+    }
+
+    /// The coroutine was resumed by someone other than this driver and ended there.
+    fn fail_foreign(&mut self) {
+        let co = self.cell.co.get();
+        if let Some(lua) = self.sched.lua() {
+            let msg = super::foreign_resume_error().to_string();
+            self.sched.note_failure();
+            if !self.cell.joined.get() {
+                eprintln!("net: task failed: {msg}");
+            }
+            let key = lua.create_registry_value(msg).expect("registry");
+            self.cell.finish(Outcome::Failed(key));
+        }
+        self.release(co);
+    }
+
+    /// Closes a cancelled task's suspended coroutine so that its pending `<close>` variables run
+    /// (Lua 5.4; other versions have none). An error from one of them is printed.
+    fn close_coroutine(&mut self) {
+        let co = self.cell.co.get();
+        if co.is_null() {
+            return;
+        }
+        if let Some(lua) = self.sched.lua() {
+            close_thread(&lua, self.cell.co_ref.get());
+        }
+        self.release(co);
+    }
+
+    /// Lets the coroutine go (its reference is released now, inside a poll, where Lua may run).
+    fn release(&mut self, co: *mut lua_State) {
+        let r = self.cell.co_ref.replace(ffi::LUA_NOREF);
+        self.cell.co.set(std::ptr::null_mut());
+        if self.findable {
+            // Before the coroutine can be collected and its address reused.
+            super::remove_driver(co as *const c_void);
+            self.findable = false;
+        }
+        if !co.is_null() {
+            // SAFETY: `co` is a live thread of this state (the reference still holds it); unref
+            // and the queued releases allocate nothing and cannot raise.
+            unsafe {
+                ffi::lua_settop(co, 0);
+                ffi::luaL_unref(co, ffi::LUA_REGISTRYINDEX, r);
+                self.sched.release_dead_refs(co);
+            }
+        }
+    }
+}
+
+impl Drop for Driver {
+    /// The task ended, or its driver was dropped (cancelled, or the loop torn down).
+    fn drop(&mut self) {
+        let co = self.cell.co.replace(std::ptr::null_mut());
+        if self.findable {
+            super::remove_driver(co as *const c_void);
+        }
+        let r = self.cell.co_ref.replace(ffi::LUA_NOREF);
+        if r != ffi::LUA_NOREF {
+            self.sched.release_ref(r); // no Lua call here: this may run anywhere
+        }
+        if self.cell.running() {
+            self.cell.finish(Outcome::Cancelled);
+        }
+        self.sched.release();
+    }
+}
+
+/// Runs the pending `<close>` variables of the coroutine at registry reference `r` (Lua 5.4).
+fn close_thread(lua: &Lua, r: c_int) {
     #[cfg(feature = "lua54")]
     {
-        let Some(th) = st.thread(lua) else { return };
+        // SAFETY: under `exec_raw`'s protected call; pushes the value at reference `r`.
+        let th: LuaResult<LuaValue> = unsafe {
+            lua.exec_raw((), |state| {
+                ffi::lua_rawgeti(state, ffi::LUA_REGISTRYINDEX, r.into());
+            })
+        };
+        let Ok(LuaValue::Thread(th)) = th else { return };
         if th.status() != LuaThreadStatus::Resumable {
             return;
         }
@@ -177,7 +473,7 @@ fn close_coroutine(lua: &Lua, st: &TaskState) {
         }
     }
     #[cfg(not(feature = "lua54"))]
-    let _ = (lua, st);
+    let _ = (lua, r);
 }
 
 #[cfg(feature = "lua54")]
@@ -188,187 +484,297 @@ fn display(v: &LuaValue) -> String {
     }
 }
 
-/// Releases the loop's hold when the task's future ends or is dropped (cancel).
-struct Release(Rc<Sched>, Rc<TaskState>, *const std::ffi::c_void);
-impl Drop for Release {
-    fn drop(&mut self) {
-        super::remove_driver(self.2);
-        // A cancelled task's coroutine is not needed any more (dropping a key calls no Lua).
-        drop(self.1.co.borrow_mut().take());
-        if matches!(*self.1.outcome.borrow(), Outcome::Running) {
-            self.1.finish(Outcome::Cancelled);
+// ---- The Lua-facing raw functions -------------------------------------------------------
+
+/// The userdata of a task handle: a pointer made by `Rc::into_raw` (null once collected).
+type Handle = *const TaskCell;
+
+/// `net.spawn(fn, ...)`. Upvalues: the scheduler, the handle metatable.
+unsafe extern "C-unwind" fn spawn_raw(l: *mut lua_State) -> c_int {
+    // SAFETY: called by Lua with the upvalues set by `register`. Every Lua call that may raise
+    // happens while no Rust value needs dropping; the Rust part runs under `catch_unwind`.
+    unsafe {
+        let s = raw::sched(l, 1);
+        if ffi::lua_type(l, 1) != ffi::LUA_TFUNCTION {
+            let got = raw::type_name(l, 1);
+            return push_fail(l, NetError::arg(1, "net.spawn", format!("function expected, got {got}")));
         }
-        self.0.release();
+        s.release_dead_refs(l);
+        let n = ffi::lua_gettop(l);
+        let ud = ffi::lua_newuserdata(l, std::mem::size_of::<Handle>()) as *mut Handle;
+        ud.write(std::ptr::null());
+        ffi::lua_pushvalue(l, ffi::lua_upvalueindex(2));
+        ffi::lua_setmetatable(l, -2);
+        let co = ffi::lua_newthread(l);
+        // [fn args... handle co] -> [handle co fn args...], then the function and its arguments
+        // move to the new coroutine.
+        ffi::lua_insert(l, 1);
+        ffi::lua_insert(l, 1);
+        ffi::lua_xmove(l, co, n);
+        let r = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
+        // The scheduler is kept alive by the state's app data; an `Rc` is needed for the driver.
+        let started = catch_unwind(AssertUnwindSafe(|| {
+            let s = sched_rc(s);
+            Rc::into_raw(start(&s, r, co))
+        }));
+        match started {
+            Ok(cell) => {
+                ud.write(cell);
+                1
+            }
+            Err(_) => {
+                ffi::luaL_unref(l, ffi::LUA_REGISTRYINDEX, r);
+                push_fail(l, NetError::new(Kind::Io, "net.spawn: internal error"))
+            }
+        }
     }
 }
 
-fn outcome_of(lua: &Lua, s: &Sched, st: &TaskState, res: LuaResult<LuaMultiValue>) -> Outcome {
-    let mut vals = match res {
-        Ok(v) => v,
-        Err(e) => {
-            // Only mlua-internal failures land here (the body runs under xpcall).
-            s.note_failure();
-            eprintln!("net: task failed: {e}");
-            let key = lua.create_registry_value(e.to_string()).expect("registry");
-            return Outcome::Failed(key);
-        }
-    };
-    let ok = matches!(vals.pop_front(), Some(LuaValue::Boolean(true)));
-    if ok {
-        if vals.is_empty() {
-            return Outcome::Done(None);
-        }
-        let n = vals.len();
-        let packed = (|| {
-            let t = lua.create_sequence_from(vals)?;
-            t.raw_set("n", n)?;
-            lua.create_registry_value(t)
-        })();
-        return match packed {
-            Ok(k) => Outcome::Done(Some(k)),
-            Err(e) => Outcome::Failed(lua.create_registry_value(e.to_string()).expect("registry")),
+/// An `Rc` of the scheduler behind `s` (which the state's app data holds).
+fn sched_rc(s: &Sched) -> Rc<Sched> {
+    // SAFETY: `s` points into the `Rc<Sched>` kept in the state's app data for the state's life;
+    // the count is raised before the new `Rc` takes its share.
+    unsafe {
+        Rc::increment_strong_count(s as *const Sched);
+        Rc::from_raw(s as *const Sched)
+    }
+}
+
+/// The task behind the handle at index 1, or an argument error. Upvalue 2 is the metatable.
+unsafe fn handle(l: *mut lua_State, op: &str) -> Result<*const TaskCell, NetError> {
+    // SAFETY: `l` is the running C function's state; these calls only read the stack.
+    unsafe {
+        let ok = ffi::lua_getmetatable(l, 1) != 0 && {
+            let same = ffi::lua_rawequal(l, -1, ffi::lua_upvalueindex(2)) != 0;
+            ffi::lua_pop(l, 1);
+            same
         };
-    }
-    let err = vals.pop_front().unwrap_or(LuaValue::Nil);
-    let trace = vals.pop_front();
-    s.note_failure();
-    if !st.joined.get() {
-        let trace = trace.and_then(|t| t.as_string().map(|s| s.to_string_lossy())).unwrap_or_default();
-        eprintln!("net: task failed: {trace}");
-    }
-    Outcome::Failed(lua.create_registry_value(err).expect("registry"))
-}
-
-async fn wait(st: &TaskState) {
-    poll_fn(|cx| {
-        if matches!(*st.outcome.borrow(), Outcome::Running) {
-            st.joiners.borrow_mut().push(cx.waker().clone());
-            Poll::Pending
-        } else {
-            Poll::Ready(())
+        let p = if ok { *(ffi::lua_touserdata(l, 1) as *const Handle) } else { std::ptr::null() };
+        if p.is_null() {
+            let got = raw::type_name(l, 1);
+            return Err(NetError::arg(1, op, format!("task expected, got {got}")));
         }
-    })
-    .await
+        Ok(p)
+    }
 }
 
-/// Waits for a task to end; true when it returned normally.
-pub async fn finished_ok(t: &Task) -> bool {
-    wait(&t.0).await;
-    let ok = matches!(*t.0.outcome.borrow(), Outcome::Done(_));
-    ok
+const OP_JOIN: ffi::lua_Integer = 0;
+const OP_PARK: ffi::lua_Integer = 1;
+const OP_CANCEL: ffi::lua_Integer = 2;
+const OP_STATUS: ffi::lua_Integer = 3;
+
+/// What a handle operation pushes once its Rust part is done.
+enum Reply {
+    Fail(NetError),
+    Pending,
+    Bool(bool),
+    Str(&'static str),
+    /// `true` and the values of the packed results table at this registry index.
+    Results(c_int),
+    /// `FAIL` and the error value at this registry index.
+    Raise(c_int),
+    /// `true` and the coroutine at this registry index (to close: Lua 5.4 `cancel`).
+    CloseCo(c_int),
 }
 
-fn join(
-    lua: &Lua,
-    args: Args,
-) -> crate::error::NResult<impl std::future::Future<Output = crate::error::NResult<LuaMultiValue>>> {
-    let st = args.this::<Task>("task")?.0.clone();
+/// `op(task, which)`: the raw part of the handle's methods (`src/lua/task.lua` wraps them).
+/// Upvalues: the scheduler, the handle metatable.
+unsafe extern "C-unwind" fn task_op(l: *mut lua_State) -> c_int {
+    // SAFETY: called by Lua with the upvalues set by `register`; the handle at index 1 keeps
+    // the task alive during the call. The Rust part ends (borrows and clones dropped) before
+    // anything is pushed.
+    unsafe {
+        let s = raw::sched(l, 1);
+        let which = ffi::lua_tointeger(l, 2);
+        let name = match which {
+            OP_JOIN | OP_PARK => "join",
+            OP_CANCEL => "cancel",
+            _ => "status",
+        };
+        let reply = match handle(l, name) {
+            Err(e) => Reply::Fail(e),
+            Ok(cell) => {
+                let r = catch_unwind(AssertUnwindSafe(|| op_reply(s, l, &*cell, which)));
+                r.unwrap_or_else(|_| Reply::Fail(NetError::new(Kind::Io, format!("{name}: internal error"))))
+            }
+        };
+        match reply {
+            Reply::Fail(e) => push_fail(l, e),
+            Reply::Pending => {
+                ffi::lua_pushlightuserdata(l, pending_tag().0);
+                1
+            }
+            Reply::Bool(b) => {
+                ffi::lua_pushboolean(l, c_int::from(b));
+                1
+            }
+            Reply::Str(st) => {
+                ffi::lua_pushlstring(l, st.as_ptr().cast(), st.len());
+                1
+            }
+            Reply::Results(k) => {
+                ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, k.into());
+                ffi::lua_getfield(l, -1, c"n".as_ptr());
+                let n = ffi::lua_tointeger(l, -1) as c_int;
+                ffi::lua_pop(l, 1);
+                ffi::luaL_checkstack(l, n + 1, c"too many results".as_ptr());
+                ffi::lua_pushboolean(l, 1);
+                for i in 1..=n {
+                    ffi::lua_rawgeti(l, -1 - i, i.into());
+                }
+                n + 1
+            }
+            Reply::Raise(k) => {
+                ffi::lua_pushlightuserdata(l, crate::export::fail_tag().0);
+                ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, k.into());
+                2
+            }
+            Reply::CloseCo(k) => {
+                ffi::lua_pushboolean(l, 1);
+                ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, k.into());
+                2
+            }
+        }
+    }
+}
+
+fn op_reply(s: &Sched, l: *mut lua_State, cell: &TaskCell, which: ffi::lua_Integer) -> Reply {
+    let itself = s.current_id() == cell.id;
+    match which {
+        OP_JOIN => {
+            if itself && s.mode_of(l as *const c_void) == Mode::Task {
+                return Reply::Fail(NetError::new(
+                    Kind::Io,
+                    "task:join() called by the task itself (it would wait forever)",
+                ));
+            }
+            cell.joined.set(true);
+            match &*cell.outcome.borrow() {
+                Outcome::Running => Reply::Pending,
+                Outcome::Done(None) => Reply::Bool(true),
+                Outcome::Done(Some(k)) => Reply::Results(k.id()),
+                Outcome::Failed(k) => Reply::Raise(k.id()),
+                Outcome::Cancelled => Reply::Fail(NetError::new(Kind::Cancelled, "join: the task was cancelled")),
+            }
+        }
+        OP_PARK => {
+            // SAFETY: called from `task_op`, whose handle argument keeps the cell alive; the
+            // driver holds a counted reference, this one is taken for the wait.
+            let me = unsafe {
+                Rc::increment_strong_count(cell as *const TaskCell);
+                Rc::from_raw(cell as *const TaskCell)
+            };
+            Reply::Bool(super::park(l as *const c_void, Wait::Ready(me, false)))
+        }
+        OP_CANCEL => {
+            let co_ref = cell.co_ref.get();
+            if !cell.cancel(itself) {
+                Reply::Bool(false)
+            } else if itself || co_ref == ffi::LUA_NOREF || cfg!(not(feature = "lua54")) {
+                Reply::Bool(true)
+            } else {
+                // Another task: its coroutine is closed at once (its `<close>` variables run).
+                Reply::CloseCo(co_ref)
+            }
+        }
+        OP_STATUS => Reply::Str(cell.status()),
+        _ => Reply::Fail(NetError::new(Kind::Io, "task: unknown operation")),
+    }
+}
+
+/// `__gc` of a handle: drops its share of the task.
+unsafe extern "C-unwind" fn handle_gc(l: *mut lua_State) -> c_int {
+    // SAFETY: called by Lua as a finalizer of a handle (the metatable is private to the module).
+    unsafe {
+        let ud = ffi::lua_touserdata(l, 1) as *mut Handle;
+        if !ud.is_null() {
+            let p = ud.replace(std::ptr::null());
+            if !p.is_null() {
+                let _ = catch_unwind(AssertUnwindSafe(|| drop(Rc::from_raw(p))));
+            }
+        }
+    }
+    0
+}
+
+/// `__tostring` of a handle: `task{0x...}`.
+unsafe extern "C-unwind" fn handle_tostring(l: *mut lua_State) -> c_int {
+    let mut buf = [0u8; 64];
+    // SAFETY: called by Lua with a handle at index 1 (the metatable is private to the module).
+    let p = unsafe { *(ffi::lua_touserdata(l, 1) as *const Handle) };
+    let n = {
+        use std::io::Write;
+        let mut w = &mut buf[..];
+        let _ = write!(w, "task{{{p:p}}}");
+        64 - w.len()
+    };
+    // SAFETY: `buf` is a plain array; nothing to drop if the push raises.
+    unsafe { ffi::lua_pushlstring(l, buf.as_ptr().cast(), n) };
+    1
+}
+
+fn run(lua: &Lua) -> NResult<usize> {
     let s = sched(lua);
-    if s.current_id() == st.id && super::mode(lua, &s) == Mode::Task {
-        return Err(NetError::new(Kind::Io, "task:join() called by the task itself (it would wait forever)"));
+    if s.running.get() {
+        return Err(NetError::new(
+            Kind::Io,
+            "net.run: the loop is already running (net.run cannot be nested or called from a task)",
+        ));
     }
-    st.joined.set(true);
-    let lua = lua.clone();
-    Ok(async move {
-        wait(&st).await;
-        let o = st.outcome.borrow();
-        match &*o {
-            Outcome::Done(None) => Ok(LuaMultiValue::new()),
-            Outcome::Done(Some(k)) => {
-                let t: LuaTable = lua.registry_value(k).map_err(NetError::from)?;
-                let n: usize = t.raw_get("n").unwrap_or(0);
-                (1..=n).map(|i| t.raw_get::<LuaValue>(i)).collect::<LuaResult<LuaMultiValue>>().map_err(NetError::from)
-            }
-            Outcome::Failed(k) => {
-                // Re-raise the task's own error value, whatever its type.
-                let v: LuaValue = lua.registry_value(k).unwrap_or(LuaValue::Nil);
-                let mut mv = LuaMultiValue::new();
-                mv.push_back(LuaValue::LightUserData(export::fail_tag()));
-                mv.push_back(v);
-                Ok(mv)
-            }
-            Outcome::Cancelled => Err(NetError::new(Kind::Cancelled, "join: the task was cancelled")),
-            Outcome::Running => unreachable!(),
+    s.stop_requested.set(false);
+    s.failed.set(0);
+    let s2 = s.clone();
+    let until_done = poll_fn(|cx| {
+        if s2.live.get() == 0 || s2.stop_requested.get() {
+            Poll::Ready(())
+        } else {
+            *s2.run_waker.borrow_mut() = Some(cx.waker().clone());
+            Poll::Pending
         }
-    })
+    });
+    s.block_on(lua, "net.run", until_done)?;
+    s.stop_requested.set(false);
+    Ok(s.failed.get())
 }
 
 pub fn register(lua: &Lua, net: &LuaTable) -> LuaResult<()> {
-    let methods = lua.create_table()?;
-    methods.set("join", export::async_func(lua, "join", join)?)?;
-    methods.set(
-        "cancel",
-        func(lua, "cancel", |lua, args| {
-            let st = args.this::<Task>("task")?.0.clone();
-            if !matches!(*st.outcome.borrow(), Outcome::Running) {
-                return Ok(false);
-            }
-            let s = sched(lua);
-            let itself = s.current_id() == st.id;
-            if !itself {
-                // Dropped at the loop's next turn without being resumed again.
-                if let Some(h) = st.abort.borrow_mut().take() {
-                    h.abort();
-                }
-            }
-            // Visible at once, not at the loop's next turn. The task itself stops at its next
-            // wait: its driver sees the outcome and closes the coroutine there.
-            st.finish(Outcome::Cancelled);
-            if !itself {
-                close_coroutine(lua, &st);
-            }
-            Ok(true)
-        })?,
-    )?;
-    methods.set(
-        "status",
-        func(lua, "status", |_, args| {
-            let st = args.this::<Task>("task")?.0.clone();
-            let o = st.outcome.borrow();
-            Ok(match &*o {
-                Outcome::Running => "running",
-                Outcome::Done(_) => "done",
-                Outcome::Failed(_) => "failed",
-                Outcome::Cancelled => "cancelled",
-            })
-        })?,
-    )?;
-    export::register_type::<Task>(lua, methods, None, |t| format!("task{{{:p}}}", Rc::as_ptr(&t.0)))?;
-
-    net.set(
-        "spawn",
-        func(lua, "net.spawn", |lua, args| {
-            let f = args.function(1)?;
-            let rest = args.rest(2);
-            spawn(lua, f, rest).and_then(|t| lua.create_any_userdata(t)).map_err(NetError::from)
-        })?,
-    )?;
-    net.set(
-        "run",
-        func(lua, "net.run", |lua, _args| {
-            let s = sched(lua);
-            if s.running.get() {
-                return Err(NetError::new(
-                    Kind::Io,
-                    "net.run: the loop is already running (net.run cannot be nested or called from a task)",
-                ));
-            }
-            s.stop_requested.set(false);
-            s.failed.set(0);
-            let s2 = s.clone();
-            let until_done = poll_fn(|cx| {
-                if s2.live.get() == 0 || s2.stop_requested.get() {
-                    Poll::Ready(())
-                } else {
-                    *s2.run_waker.borrow_mut() = Some(cx.waker().clone());
-                    Poll::Pending
-                }
-            });
-            s.block_on(lua, "net.run", until_done)?;
-            s.stop_requested.set(false);
-            Ok(s.failed.get())
-        })?,
-    )?;
+    let s = sched(lua);
+    let mt = lua.create_table()?;
+    // SAFETY: both read only their own userdata argument (see the functions).
+    unsafe {
+        mt.raw_set("__gc", lua.create_c_function(handle_gc)?)?;
+        mt.raw_set("__tostring", lua.create_c_function(handle_tostring)?)?;
+    }
+    mt.raw_set("__metatable", "task")?;
+    let spawn = raw::closure(lua, &s, spawn_raw, mt.clone())?;
+    let op = raw::closure(lua, &s, task_op, mt.clone())?;
+    let join_wait = export::raw_async(lua, "join", |lua, args| {
+        // Only `src/lua/task.lua` calls this, with a handle `task_op` accepted a moment ago.
+        let ud = match args.get(1) {
+            LuaValue::UserData(ud) => ud,
+            _ => return Err(args.expected(1, "task")),
+        };
+        // SAFETY: the handle is an argument of this call, so its block (a `Handle`) is alive.
+        let p = unsafe { *(ud.to_pointer() as *const Handle) };
+        if p.is_null() {
+            return Err(args.expected(1, "task"));
+        }
+        // SAFETY: the handle holds a counted reference to the cell; this takes one more.
+        let cell = unsafe {
+            Rc::increment_strong_count(p);
+            Rc::from_raw(p)
+        };
+        let _ = lua;
+        Ok(async move {
+            wait_end(&cell).await;
+            Ok(())
+        })
+    })?;
+    let helpers = export::lua_helpers(lua, "=net.task", include_str!("../lua/task.lua"))?;
+    let methods: LuaTable = helpers.get::<LuaFunction>("methods")?.call((op, join_wait))?;
+    mt.raw_set("__index", methods)?;
+    net.set("spawn", export::glue(lua)?.wrap.call::<LuaFunction>(spawn)?)?;
+    net.set("run", func(lua, "net.run", |lua, _| run(lua))?)?;
     net.set(
         "stop",
         func(lua, "net.stop", |lua, _| {

@@ -3,18 +3,28 @@
 //! A timer is a local tokio task that holds the loop open until it fires or is cleared. Each
 //! callback runs as a task of its own, so it may call anything that waits; an error in an
 //! interval's callback is printed and stops that interval only.
+//!
+//! `net.sleep` inside a task does not make a timer of its own: the task parks with its deadline
+//! and its driver puts it in [`Sleepers`], a heap served by one tokio timer (the pump). A sleeping
+//! task then costs a heap entry, not a boxed future with a timer registration.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
-use std::rc::Rc;
+use std::collections::{BinaryHeap, HashMap};
+use std::ffi::{c_int, c_void};
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::{Rc, Weak};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
+use mlua::ffi::{self, lua_State};
 use mlua::prelude::*;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use super::{sched, task, Sched};
+use super::raw::{self, push_fail};
+use super::{sched, task, Sched, Wait};
 use crate::error::{NResult, NetError};
-use crate::export::{async_func, func, Args};
+use crate::export::{self, func, Args};
 
 #[derive(Default)]
 pub struct Timers {
@@ -28,6 +38,131 @@ impl Drop for Armed {
     fn drop(&mut self) {
         self.0.timers.active.borrow_mut().remove(&self.1);
         self.0.release();
+    }
+}
+
+/// Tasks asleep until a deadline, woken by the pump.
+#[derive(Default)]
+pub struct Sleepers {
+    heap: RefCell<BinaryHeap<Sleeper>>,
+    /// Orders entries with the same deadline by arrival.
+    seq: Cell<u64>,
+    /// The pump's waker and the deadline its timer is set for (None: no timer set).
+    pump: RefCell<Option<Waker>>,
+    armed: Cell<Option<Instant>>,
+}
+
+struct Sleeper {
+    at: Instant,
+    seq: u64,
+    waker: Waker,
+}
+
+impl PartialEq for Sleeper {
+    fn eq(&self, o: &Self) -> bool {
+        (self.at, self.seq) == (o.at, o.seq)
+    }
+}
+impl Eq for Sleeper {}
+impl PartialOrd for Sleeper {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+/// Reversed, so that the heap's top is the earliest deadline.
+impl Ord for Sleeper {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        (o.at, o.seq).cmp(&(self.at, self.seq))
+    }
+}
+
+impl Sleepers {
+    /// Wakes `waker` at `at`. An entry whose task stopped waiting (cancelled) stays until then and
+    /// wakes nothing that matters.
+    pub fn add(&self, at: Instant, waker: &Waker) {
+        let seq = self.seq.get().wrapping_add(1);
+        self.seq.set(seq);
+        self.heap.borrow_mut().push(Sleeper { at, seq, waker: waker.clone() });
+        if self.armed.get().is_none_or(|armed| at < armed) {
+            if let Some(w) = self.pump.borrow_mut().take() {
+                w.wake();
+            }
+        }
+    }
+}
+
+/// The one timer behind `Sleepers`: wakes every due sleeper, then sleeps until the next deadline.
+struct Pump {
+    sched: Weak<Sched>,
+    timer: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl Future for Pump {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let Some(s) = self.sched.upgrade() else { return Poll::Ready(()) };
+        let sl = &s.sleepers;
+        loop {
+            let now = Instant::now();
+            let next = {
+                let mut heap = sl.heap.borrow_mut();
+                while heap.peek().is_some_and(|e| e.at <= now) {
+                    heap.pop().expect("peeked").waker.wake();
+                }
+                heap.peek().map(|e| e.at)
+            };
+            *sl.pump.borrow_mut() = Some(cx.waker().clone());
+            sl.armed.set(next);
+            let Some(at) = next else { return Poll::Pending };
+            if self.timer.deadline() != at {
+                self.timer.as_mut().reset(at);
+            }
+            if self.timer.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+        }
+    }
+}
+
+/// Starts the pump of this state's `Sleepers` (once, when the module loads).
+pub fn start_pump(s: &Rc<Sched>) {
+    let _rt = s.enter();
+    let timer = Box::pin(tokio::time::sleep(Duration::ZERO));
+    s.local.spawn_local(Pump { sched: Rc::downgrade(s), timer });
+}
+
+/// `net.sleep`'s argument: seconds, finite, not negative.
+fn sleep_duration(secs: f64) -> NResult<Duration> {
+    let bad = |what: String| NetError::arg(1, "net.sleep", what);
+    if !secs.is_finite() {
+        return Err(bad("number must be finite".into()));
+    }
+    if secs < 0.0 {
+        return Err(bad(format!("seconds must be >= 0, got {secs}")));
+    }
+    Ok(Duration::from_secs_f64(secs.min(1e12)))
+}
+
+/// `park_sleep(secs)`: parks the calling task until the deadline (`true`), or `false` when the
+/// caller is not the task being polled (then `sleep_wait` does it). Upvalue 1: the scheduler.
+unsafe extern "C-unwind" fn park_sleep(l: *mut lua_State) -> c_int {
+    // SAFETY: called by Lua with the scheduler as upvalue 1; the Rust part drops everything
+    // before the push.
+    unsafe {
+        let parked = if ffi::lua_type(l, 1) == ffi::LUA_TNUMBER {
+            sleep_duration(ffi::lua_tonumber(l, 1))
+                .map(|d| super::park(l as *const c_void, Wait::Until(Instant::now() + d)))
+        } else {
+            Err(NetError::arg(1, "net.sleep", format!("number expected, got {}", raw::type_name(l, 1))))
+        };
+        match parked {
+            Ok(b) => {
+                ffi::lua_pushboolean(l, c_int::from(b));
+                1
+            }
+            Err(e) => push_fail(l, e),
+        }
     }
 }
 
@@ -62,7 +197,7 @@ fn start_timer(lua: &Lua, args: Args, repeat: bool) -> NResult<i64> {
             ticks.tick().await;
             let Ok(f) = lua.registry_value::<LuaFunction>(&key) else { return };
             let Ok(t) = task::spawn(&lua, f, LuaMultiValue::new()) else { return };
-            if !task::finished_ok(&t).await {
+            if !t.finished_ok().await {
                 return; // the error was printed by the task; this interval stops
             }
         }
@@ -85,20 +220,20 @@ fn clear_timer(lua: &Lua, args: Args) -> NResult<()> {
 }
 
 pub fn register(lua: &Lua, net: &LuaTable) -> LuaResult<()> {
-    net.set(
-        "sleep",
-        async_func(lua, "net.sleep", |_, args| {
-            let secs = args.number(1)?;
-            if secs < 0.0 {
-                return Err(args.bad(1, format!("seconds must be >= 0, got {secs}")));
-            }
-            let d = Duration::from_secs_f64(secs.min(1e12));
-            Ok(async move {
-                tokio::time::sleep(d).await;
-                Ok(())
-            })
-        })?,
-    )?;
+    let sleep_wait = export::raw_async(lua, "net.sleep", |_, args| {
+        let d = match args.get(1) {
+            LuaValue::Integer(n) => sleep_duration(n as f64)?,
+            LuaValue::Number(n) => sleep_duration(n)?,
+            _ => return Err(args.expected(1, "number")),
+        };
+        Ok(async move {
+            tokio::time::sleep(d).await;
+            Ok(())
+        })
+    })?;
+    let park = raw::closure(lua, &sched(lua), park_sleep, ())?;
+    let helpers = export::lua_helpers(lua, "=net.sleep", include_str!("../lua/task.lua"))?;
+    net.set("sleep", helpers.get::<LuaFunction>("sleep")?.call::<LuaFunction>((park, sleep_wait))?)?;
     let t0 = std::time::Instant::now();
     net.set("now", lua.create_function(move |_, ()| Ok(t0.elapsed().as_secs_f64()))?)?;
     net.set("setTimeout", func(lua, "net.setTimeout", |lua, args| start_timer(lua, args, false))?)?;
