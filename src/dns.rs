@@ -34,18 +34,20 @@ pub fn literal(host: &str) -> Option<IpAddr> {
     h.parse().ok()
 }
 
+/// The state's resolver, made on first use and kept in app data (per-state data lives there, one
+/// type per owner: docs/internals.md, "Per-state data").
 fn resolver(lua: &Lua) -> NResult<Rc<Resolver>> {
-    let s = sched(lua);
-    if let Some(r) = s.dns.borrow().as_ref() {
+    if let Some(r) = lua.app_data_ref::<Rc<Resolver>>() {
         return Ok(r.clone());
     }
+    let s = sched(lua);
     let _ctx = s.enter();
     let mut b = TokioResolver::builder_tokio()
         .map_err(|e| NetError::new(Kind::Dns, format!("cannot read the system DNS configuration ({e})")))?;
     b.options_mut().ip_strategy = LookupIpStrategy::Ipv4AndIpv6;
     let r = b.build().map_err(|e| NetError::new(Kind::Dns, format!("cannot start the resolver ({e})")))?;
     let r = Rc::new(Resolver(r));
-    *s.dns.borrow_mut() = Some(r.clone());
+    let _ = lua.try_set_app_data(r.clone()); // if app data is busy, it is made again next time
     Ok(r)
 }
 

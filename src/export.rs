@@ -47,9 +47,6 @@ pub struct Glue {
     pub wrap: LuaFunction,
     /// `index(methods, getters) -> __index function` for types with fields
     pub index: LuaFunction,
-    /// The body of every task coroutine: `task_main(fn, ...)` -> `true, results...` or
-    /// `false, err, traceback`
-    pub task_main: LuaFunction,
     /// `make_wrap(enter, leave) -> net.wrap`
     pub make_wrap: LuaFunction,
     /// `coroutine.close` (Lua 5.4), kept from load time: runs a cancelled task's `<close>`s.
@@ -61,15 +58,11 @@ pub fn install(lua: &Lua) -> LuaResult<()> {
     if lua.app_data_ref::<Glue>().is_some() {
         return Ok(());
     }
-    let t: LuaTable = lua.load(include_str!("lua/prelude.lua")).set_name("=net.prelude").call((
-        fail_tag(),
-        Lua::poll_pending(),
-        runtime::foreign_resume_error().to_string(),
-    ))?;
+    let t: LuaTable =
+        lua.load(include_str!("lua/prelude.lua")).set_name("=net.prelude").call((fail_tag(), Lua::poll_pending()))?;
     lua.set_app_data(Glue {
         wrap: t.get("wrap")?,
         index: t.get("index")?,
-        task_main: t.get("task_main")?,
         make_wrap: t.get("make_wrap")?,
         close_coroutine: t.get("close_coroutine")?,
     });

@@ -1,9 +1,8 @@
 -- The Lua side of the glue between Rust and scripts (see src/export.rs).
 -- Rust functions report failure by returning FAIL followed by the message; `wrap` turns that into
 -- a plain string error (design §4). Loaded once per Lua state; returns the helpers Rust keeps.
-local FAIL, POLL_PENDING, FOREIGN_RESUME = ...
-local error, select, type, tostring = error, select, type, tostring
-local traceback = debug.traceback
+local FAIL, POLL_PENDING = ...
+local error, select, type = error, select, type
 
 local function finish(...)
   if (...) == FAIL then error((select(2, ...)), 0) end
@@ -24,29 +23,6 @@ function glue.index(methods, getters)
     local g = getters[key]
     if g ~= nil then return g(self) end
     return nil
-  end
-end
-
--- The body of every task: runs fn under xpcall so a failure keeps its traceback.
--- Returns true, results... or false, error value, traceback.
-local function on_error(e)
-  return { e, traceback(type(e) == "string" and e or tostring(e), 2) }
-end
-local function task_finish(ok, ...)
-  if ok then return true, ... end
-  local t = ...
-  -- Resumed by someone other than its driver: the error goes to that resumer (the driver sees a
-  -- dead coroutine and fails the task with the same message).
-  if t[1] == FOREIGN_RESUME then error(FOREIGN_RESUME, 0) end
-  return false, t[1], t[2]
-end
-if select(2, xpcall(function(...) return select("#", ...) end, on_error, 1, 2)) == 2 then
-  function glue.task_main(fn, ...) return task_finish(xpcall(fn, on_error, ...)) end
-else -- Lua 5.1: xpcall takes no arguments
-  local unpack = unpack
-  function glue.task_main(fn, ...)
-    local n, args = select("#", ...), { ... }
-    return task_finish(xpcall(function() return fn(unpack(args, 1, n)) end, on_error))
   end
 end
 

@@ -15,10 +15,8 @@ pub mod task;
 pub mod timer;
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::ffi::c_void;
 use std::future::Future;
-use std::hash::BuildHasherDefault;
 use std::rc::Rc;
 use std::task::Waker;
 
@@ -53,7 +51,6 @@ pub struct Sched {
     pub timers: timer::Timers,
     /// Tasks asleep in `net.sleep`, by deadline (one tokio timer for all of them).
     pub sleepers: timer::Sleepers,
-    pub dns: RefCell<Option<Rc<crate::dns::Resolver>>>,
     /// Registry references of coroutines whose task was dropped outside a poll (cancelled, or
     /// the loop torn down): released at the next safe point, since a drop may happen where no Lua
     /// call is allowed.
@@ -79,7 +76,6 @@ impl Sched {
             failed: Cell::new(0),
             timers: timer::Timers::default(),
             sleepers: timer::Sleepers::default(),
-            dns: RefCell::new(None),
             dead_refs: RefCell::new(Vec::new()),
             lua: lua.weak(),
         })
@@ -217,35 +213,23 @@ struct ParkState {
     /// The driver's waker of every live task that ever parked, by its coroutine's address (alive
     /// while the task is): a parked coroutine resumed from outside its task wakes its driver with
     /// it (`foreign_resume`). A task waiting in an async call is woken by that `Call` instead.
-    drivers: RefCell<HashMap<usize, Waker, BuildHasherDefault<AddrHasher>>>,
+    drivers: RefCell<Drivers>,
 }
 
-/// Hashes an address with one multiplication (the map above is keyed by coroutine addresses,
-/// which are distinct and need no protection against crafted collisions).
+/// The wakers of parked tasks' drivers, by coroutine address: a slab, since entries come and go
+/// with every park and the only lookup (a foreign resume, a programming error) may scan.
 #[derive(Default)]
-struct AddrHasher(u64);
-
-impl std::hash::Hasher for AddrHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 << 8 | u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        }
-    }
-    fn write_usize(&mut self, n: usize) {
-        self.0 = (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
+struct Drivers {
+    slots: Vec<Option<(usize, Waker)>>,
+    free: Vec<usize>,
 }
-
 thread_local! {
     static PARK: ParkState = ParkState {
         task: Cell::new(std::ptr::null()),
         waker: Cell::new(std::ptr::null()),
         slot: RefCell::new(None),
         deferred: RefCell::new(Vec::new()),
-        drivers: RefCell::new(HashMap::default()),
+        drivers: RefCell::new(Drivers::default()),
     };
 }
 
@@ -311,7 +295,8 @@ pub fn resumed_by_driver(state: *const c_void) -> bool {
 /// Wakes the driver of the task whose coroutine is `state`, resumed by someone else.
 pub fn foreign_resume(state: *const c_void) {
     PARK.with(|p| {
-        if let Some(w) = p.drivers.borrow().get(&(state as usize)) {
+        let d = p.drivers.borrow();
+        if let Some((_, w)) = d.slots.iter().flatten().find(|(co, _)| *co == state as usize) {
             w.wake_by_ref();
         }
     })
@@ -326,13 +311,33 @@ pub fn foreign_resume_error() -> NetError {
     )
 }
 
-/// Registers the driver's waker of the task whose coroutine is `state` (see `foreign_resume`).
-pub fn add_driver(state: *const c_void, w: &Waker) {
-    PARK.with(|p| p.drivers.borrow_mut().insert(state as usize, w.clone()));
+/// Registers the driver's waker of the task whose coroutine is `state` (see `foreign_resume`);
+/// returns the slot to give back to `remove_driver`.
+pub fn add_driver(state: *const c_void, w: &Waker) -> usize {
+    PARK.with(|p| {
+        let mut d = p.drivers.borrow_mut();
+        let entry = Some((state as usize, w.clone()));
+        match d.free.pop() {
+            Some(i) => {
+                d.slots[i] = entry;
+                i
+            }
+            None => {
+                d.slots.push(entry);
+                d.slots.len() - 1
+            }
+        }
+    })
 }
 
-pub fn remove_driver(state: *const c_void) {
-    let _ = PARK.try_with(|p| p.drivers.borrow_mut().remove(&(state as usize)));
+pub fn remove_driver(slot: usize) {
+    let _ = PARK.try_with(|p| {
+        let mut d = p.drivers.borrow_mut();
+        if let Some(e) = d.slots.get_mut(slot) {
+            *e = None;
+            d.free.push(slot);
+        }
+    });
 }
 
 /// Runs `f` (one poll of the task whose coroutine is `state` and whose id is `id`) with that task
@@ -588,62 +593,57 @@ impl<R: IntoLuaMulti, F: Future<Output = NResult<R>>> Future for Call<F> {
     }
 }
 
-/// The parts of mlua's internal async protocol that parking relies on (see docs/internals.md,
-/// "Parking"); mlua is pinned because of them, and these tests fail if an upgrade changes them.
+/// The parts of mlua's internal async protocol the task driver relies on (see docs/internals.md,
+/// "Tasks"); mlua is pinned because of them, and this test fails if an upgrade changes them.
 #[cfg(all(test, feature = "lua54"))]
 mod mlua_protocol {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Arc;
-    use std::task::{Context, Poll, Wake, Waker};
+    use std::future::poll_fn;
+    use std::task::Poll;
 
+    use mlua::ffi;
     use mlua::prelude::*;
 
     // The module build takes Lua's symbols from the interpreter; a test binary links it.
     #[link(name = "lua5.4")]
     extern "C" {}
 
-    struct Count(AtomicUsize);
-    impl Wake for Count {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
-
-    /// Polls `th` once, as the task driver does (a new `AsyncThread` per poll, no arguments).
-    fn poll_once(th: &LuaThread, cx: &mut Context<'_>) -> Poll<LuaResult<LuaMultiValue>> {
-        use std::future::Future;
-        let at = th.clone().into_async::<LuaMultiValue>(()).expect("resumable");
-        let mut at = std::pin::pin!(at);
-        at.as_mut().poll(cx)
-    }
-
     #[test]
-    fn a_yield_of_poll_pending_parks_without_a_wake_and_a_plain_yield_wakes() {
+    fn a_pending_async_call_yields_poll_pending_alone_and_polls_again_when_resumed() {
         let lua = Lua::new();
+        // Pending on its first poll, done on the second.
         let f = lua
-            .load("local p = ...; local r = coroutine.yield(p); coroutine.yield(1); return 'done', r")
-            .into_function()
+            .create_async_function(|_, ()| {
+                let mut polled = false;
+                poll_fn(move |_| {
+                    if !polled {
+                        polled = true;
+                        Poll::Pending
+                    } else {
+                        Poll::Ready(Ok("done"))
+                    }
+                })
+            })
             .unwrap();
-        let th = lua.create_thread(f).unwrap();
-        drop(th.clone().into_async::<()>(Lua::poll_pending()).unwrap()); // the first resume's argument
-        let count = Arc::new(Count(AtomicUsize::new(0)));
-        let waker = Waker::from(count.clone());
-        let mut cx = Context::from_waker(&waker);
-
-        // Parked: Pending, and no wake-up of its own (the driver registers interest instead).
-        assert!(poll_once(&th, &mut cx).is_pending());
-        assert_eq!(count.0.load(Ordering::SeqCst), 0);
-        // A plain yield: Pending, with a wake-up so the task goes on at the loop's next turn.
-        assert!(poll_once(&th, &mut cx).is_pending());
-        assert_eq!(count.0.load(Ordering::SeqCst), 1);
-        // Resumed with no value (the park's `coroutine.yield` returns nothing), then done.
-        match poll_once(&th, &mut cx) {
-            Poll::Ready(Ok(v)) => {
-                let v: Vec<LuaValue> = v.into_iter().collect();
-                assert_eq!(v[0].as_string().map(|s| s.to_string_lossy()).as_deref(), Some("done"));
-                assert!(v[1].is_nil());
-            }
-            other => panic!("expected the coroutine to finish, got {other:?}"),
+        let body = lua.load("local f = ...; return f()").into_function().unwrap();
+        // SAFETY: a test driving one coroutine of this state by hand, as `task::Driver` does.
+        unsafe {
+            let r: (i64, i64) = lua
+                .exec_raw((body, f), |state| {
+                    let co = ffi::lua_newthread(state);
+                    ffi::lua_insert(state, 1);
+                    ffi::lua_xmove(state, co, 2);
+                    let mut nres = 0;
+                    let rc1 = ffi::lua_resume(co, std::ptr::null_mut(), 1, &mut nres);
+                    let marker = nres == 1 && ffi::lua_touserdata(co, -1) == Lua::poll_pending().0;
+                    ffi::lua_settop(co, 0);
+                    let rc2 = ffi::lua_resume(co, std::ptr::null_mut(), 0, &mut nres);
+                    let done = nres == 1 && ffi::lua_type(co, -1) == ffi::LUA_TSTRING;
+                    ffi::lua_pushinteger(state, (rc1 * 10 + i32::from(marker)) as ffi::lua_Integer);
+                    ffi::lua_pushinteger(state, (rc2 * 10 + i32::from(done)) as ffi::lua_Integer);
+                    ffi::lua_remove(state, -3); // the coroutine
+                })
+                .unwrap();
+            assert_eq!(r, (ffi::LUA_YIELD as i64 * 10 + 1, ffi::LUA_OK as i64 * 10 + 1));
         }
     }
 }

@@ -31,6 +31,21 @@ pub unsafe fn push_fail(l: *mut lua_State, e: NetError) -> c_int {
     2
 }
 
+/// Raises the message of `e` as a plain string error (like `error(msg, 0)`).
+///
+/// # Safety
+/// `l` is the running C function's state, with a free stack slot, and no Rust value that needs
+/// dropping is alive in the caller (the raise leaves without running Rust code).
+pub unsafe fn raise(l: *mut lua_State, e: NetError) -> c_int {
+    let mut buf = [0u8; MAX_MSG];
+    let n = copy_message(&mut buf, e);
+    // SAFETY: see the contract; `buf` is a plain array.
+    unsafe {
+        ffi::lua_pushlstring(l, buf.as_ptr().cast(), n);
+        ffi::lua_error(l)
+    }
+}
+
 /// Copies the message of `e` into `buf` and drops it; returns its length.
 fn copy_message(buf: &mut [u8; MAX_MSG], e: NetError) -> usize {
     let msg = e.to_string();

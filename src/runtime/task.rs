@@ -154,7 +154,7 @@ fn start(s: &Rc<Sched>, co_ref: c_int, co: *mut lua_State) -> Rc<TaskCell> {
         abort: RefCell::new(None),
     });
     s.retain();
-    let driver = Driver { cell: cell.clone(), sched: s.clone(), wait: None, started: false, findable: false };
+    let driver = Driver { cell: cell.clone(), sched: s.clone(), wait: None, started: false, findable: None };
     let h = s.local.spawn_local(driver);
     *cell.abort.borrow_mut() = Some(h.abort_handle());
     cell
@@ -209,8 +209,8 @@ struct Driver {
     /// The coroutine has been resumed once (its function and arguments are on its stack
     /// before that).
     started: bool,
-    /// This driver's waker is in `drivers` (only tasks that park need it there).
-    findable: bool,
+    /// This driver's slot in `drivers`, once the task parked (only tasks that park need it).
+    findable: Option<usize>,
 }
 
 impl Future for Driver {
@@ -286,20 +286,17 @@ impl Driver {
         let ready = match &w {
             Wait::Ready(on, write) => on.poll_ready(cx, *write).is_ready(),
             Wait::Until(at) => {
-                let due = *at <= tokio::time::Instant::now();
-                if !due {
-                    self.sched.sleepers.add(*at, cx.waker());
-                }
-                due
+                // A deadline already past (`sleep(0)`) is served by the pump at once.
+                self.sched.sleepers.add(*at, cx.waker());
+                false
             }
         };
         if ready {
             cx.waker().wake_by_ref();
             return;
         }
-        if !self.findable {
-            super::add_driver(self.cell.co.get() as *const c_void, cx.waker());
-            self.findable = true;
+        if self.findable.is_none() {
+            self.findable = Some(super::add_driver(self.cell.co.get() as *const c_void, cx.waker()));
         }
         self.wait = Some(w);
     }
@@ -416,10 +413,9 @@ impl Driver {
     fn release(&mut self, co: *mut lua_State) {
         let r = self.cell.co_ref.replace(ffi::LUA_NOREF);
         self.cell.co.set(std::ptr::null_mut());
-        if self.findable {
+        if let Some(slot) = self.findable.take() {
             // Before the coroutine can be collected and its address reused.
-            super::remove_driver(co as *const c_void);
-            self.findable = false;
+            super::remove_driver(slot);
         }
         if !co.is_null() {
             // SAFETY: `co` is a live thread of this state (the reference still holds it); unref
@@ -436,9 +432,9 @@ impl Driver {
 impl Drop for Driver {
     /// The task ended, or its driver was dropped (cancelled, or the loop torn down).
     fn drop(&mut self) {
-        let co = self.cell.co.replace(std::ptr::null_mut());
-        if self.findable {
-            super::remove_driver(co as *const c_void);
+        self.cell.co.set(std::ptr::null_mut());
+        if let Some(slot) = self.findable.take() {
+            super::remove_driver(slot);
         }
         let r = self.cell.co_ref.replace(ffi::LUA_NOREF);
         if r != ffi::LUA_NOREF {
@@ -489,15 +485,16 @@ fn display(v: &LuaValue) -> String {
 /// The userdata of a task handle: a pointer made by `Rc::into_raw` (null once collected).
 type Handle = *const TaskCell;
 
-/// `net.spawn(fn, ...)`. Upvalues: the scheduler, the handle metatable.
+/// `net.spawn(fn, ...)`, called by Lua directly (it raises its errors itself, with nothing to
+/// drop at that point). Upvalues: the scheduler, the handle metatable.
 unsafe extern "C-unwind" fn spawn_raw(l: *mut lua_State) -> c_int {
     // SAFETY: called by Lua with the upvalues set by `register`. Every Lua call that may raise
     // happens while no Rust value needs dropping; the Rust part runs under `catch_unwind`.
     unsafe {
         let s = raw::sched(l, 1);
         if ffi::lua_type(l, 1) != ffi::LUA_TFUNCTION {
-            let got = raw::type_name(l, 1);
-            return push_fail(l, NetError::arg(1, "net.spawn", format!("function expected, got {got}")));
+            let e = NetError::arg(1, "net.spawn", format!("function expected, got {}", raw::type_name(l, 1)));
+            return raw::raise(l, e);
         }
         s.release_dead_refs(l);
         let n = ffi::lua_gettop(l);
@@ -524,7 +521,7 @@ unsafe extern "C-unwind" fn spawn_raw(l: *mut lua_State) -> c_int {
             }
             Err(_) => {
                 ffi::luaL_unref(l, ffi::LUA_REGISTRYINDEX, r);
-                push_fail(l, NetError::new(Kind::Io, "net.spawn: internal error"))
+                raw::raise(l, NetError::new(Kind::Io, "net.spawn: internal error"))
             }
         }
     }
@@ -773,7 +770,7 @@ pub fn register(lua: &Lua, net: &LuaTable) -> LuaResult<()> {
     let helpers = export::lua_helpers(lua, "=net.task", include_str!("../lua/task.lua"))?;
     let methods: LuaTable = helpers.get::<LuaFunction>("methods")?.call((op, join_wait))?;
     mt.raw_set("__index", methods)?;
-    net.set("spawn", export::glue(lua)?.wrap.call::<LuaFunction>(spawn)?)?;
+    net.set("spawn", spawn)?;
     net.set("run", func(lua, "net.run", |lua, _| run(lua))?)?;
     net.set(
         "stop",

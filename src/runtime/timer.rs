@@ -9,7 +9,7 @@
 //! task then costs a heap entry, not a boxed future with a timer registration.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::ffi::{c_int, c_void};
 use std::future::Future;
 use std::pin::Pin;
@@ -41,9 +41,12 @@ impl Drop for Armed {
     }
 }
 
-/// Tasks asleep until a deadline, woken by the pump.
+/// Tasks asleep until a deadline, woken by the pump. Deadlines mostly arrive in order (tasks
+/// sleeping the same time, or timeouts of one length): those go to a queue, in O(1); the others
+/// to a heap.
 #[derive(Default)]
 pub struct Sleepers {
+    in_order: RefCell<VecDeque<(Instant, Waker)>>,
     heap: RefCell<BinaryHeap<Sleeper>>,
     /// Orders entries with the same deadline by arrival.
     seq: Cell<u64>,
@@ -80,9 +83,15 @@ impl Sleepers {
     /// Wakes `waker` at `at`. An entry whose task stopped waiting (cancelled) stays until then and
     /// wakes nothing that matters.
     pub fn add(&self, at: Instant, waker: &Waker) {
-        let seq = self.seq.get().wrapping_add(1);
-        self.seq.set(seq);
-        self.heap.borrow_mut().push(Sleeper { at, seq, waker: waker.clone() });
+        let mut q = self.in_order.borrow_mut();
+        if q.back().is_none_or(|(last, _)| *last <= at) {
+            q.push_back((at, waker.clone()));
+        } else {
+            let seq = self.seq.get().wrapping_add(1);
+            self.seq.set(seq);
+            self.heap.borrow_mut().push(Sleeper { at, seq, waker: waker.clone() });
+        }
+        drop(q);
         if self.armed.get().is_none_or(|armed| at < armed) {
             if let Some(w) = self.pump.borrow_mut().take() {
                 w.wake();
@@ -106,11 +115,18 @@ impl Future for Pump {
         loop {
             let now = Instant::now();
             let next = {
+                let mut q = sl.in_order.borrow_mut();
+                while q.front().is_some_and(|(at, _)| *at <= now) {
+                    q.pop_front().expect("peeked").1.wake();
+                }
                 let mut heap = sl.heap.borrow_mut();
                 while heap.peek().is_some_and(|e| e.at <= now) {
                     heap.pop().expect("peeked").waker.wake();
                 }
-                heap.peek().map(|e| e.at)
+                match (q.front().map(|e| e.0), heap.peek().map(|e| e.at)) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
             };
             *sl.pump.borrow_mut() = Some(cx.waker().clone());
             sl.armed.set(next);
