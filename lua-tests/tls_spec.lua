@@ -196,4 +196,29 @@ describe("TLS options", function()
     helper.bad_argument(3, "connect", "option 'tls.alpn'", net.tcp.connect, "127.0.0.1", 1, { tls = { alpn = 5 } })
     helper.bad_argument(3, "connect", "option 'tls.verify'", net.tcp.connect, "127.0.0.1", 1, { tls = { verify = "no" } })
   end)
+
+  -- The tls table is read by the nested options reader: its errors name the full path, and the
+  -- type is Lua's name for it ("number", never mlua's "integer").
+  it("names nested options by their full path", function()
+    local e = helper.err_of(net.tcp.connect, "127.0.0.1", 1, { tls = { ca_file = 5 } })
+    assert.equal("bad argument #3 to 'net.tcp.connect' (option 'tls.ca_file': string expected, got number)", e)
+    e = helper.err_of(net.tcp.listen, "127.0.0.1", 0, { tls = { cert = pem("server.pem"), key = 7 } })
+    assert.equal("bad argument #3 to 'net.tcp.listen' (option 'tls.key': string expected, got number)", e)
+    e = helper.err_of(net.tcp.listen, 0, { tls = { cert = {} } })
+    assert.equal("bad argument #2 to 'net.tcp.listen' (option 'tls.cert': string expected, got table)", e)
+    e = helper.err_of(net.ws.connect, "wss://127.0.0.1:1/", { tls = { server_name = false } })
+    assert.equal("bad argument #2 to 'net.ws.connect' (option 'tls.server_name': string expected, got boolean)", e)
+  end)
+
+  -- A typo inside tls = {...} would otherwise be ignored silently (verfy = false leaves
+  -- verification on; ca_fil = ... uses the system store): unknown keys there raise.
+  it("refuses unknown keys inside the tls table", function()
+    local e = helper.err_of(net.tcp.connect, "127.0.0.1", 1, { tls = { verfy = false } })
+    assert.matches("^bad argument #3 to 'net%.tcp%.connect' %(option 'tls%.verfy': unknown option %(known: verify, ", e)
+    e = helper.err_of(net.tcp.listen, "127.0.0.1", 0, { tls = { cert = pem("server.pem"), ca = pem("ca.pem") } })
+    assert.matches("^bad argument #3 to 'net%.tcp%.listen' %(option 'tls%.ca': unknown option %(known: cert, key, ca_file, alpn%)%)$", e)
+    -- Unknown keys at the top level are ignored (tables may carry other libraries' keys).
+    local l = s.listen("127.0.0.1", 0, { tls = SERVER, some_other_library_key = 1 })
+    assert.is_number(l.port)
+  end)
 end)

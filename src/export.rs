@@ -17,6 +17,8 @@ use std::time::Duration;
 use mlua::prelude::*;
 
 use crate::error::{NResult, NetError};
+// Options and durations live in `options.rs`; re-exported for the callers that take them from here.
+pub use crate::options::{timeout_value, Opts};
 use crate::runtime;
 
 static FAIL_TAG: u8 = 0;
@@ -152,7 +154,7 @@ pub struct Args {
     vals: LuaMultiValue,
 }
 
-fn type_name(v: &LuaValue) -> &'static str {
+pub fn type_name(v: &LuaValue) -> &'static str {
     match v {
         LuaValue::Nil => "no value",
         LuaValue::Integer(_) | LuaValue::Number(_) => "number",
@@ -292,124 +294,10 @@ impl Args {
     }
 }
 
-/// Parses a timeout value: nil, milliseconds (number), or a duration string.
-pub fn timeout_value(v: &LuaValue) -> Result<Option<Duration>, String> {
-    let ms = match v {
-        LuaValue::Nil => return Ok(None),
-        LuaValue::Integer(n) => *n as f64,
-        LuaValue::Number(n) => *n,
-        LuaValue::String(s) => {
-            let s = s.to_str().map_err(|_| "invalid duration string".to_string())?;
-            return parse_duration(&s).map(Some).ok_or_else(|| {
-                format!("invalid duration '{s}' (use milliseconds or strings like \"250ms\", \"5s\", \"1m\")")
-            });
-        }
-        v => return Err(format!("timeout expected (milliseconds or duration string), got {}", type_name(v))),
-    };
-    if !ms.is_finite() || ms < 0.0 {
-        return Err(format!("timeout must be a non-negative number of milliseconds, got {ms}"));
-    }
-    Ok(Some(Duration::from_secs_f64(ms.min(1e15) / 1000.0)))
-}
-
-/// `"250ms"`, `"1.5s"`, `"2m"`, `"1h"`, `"100us"`, or combinations like `"1m30s"`.
-pub fn parse_duration(s: &str) -> Option<Duration> {
-    let s = s.trim();
-    if s.is_empty() {
-        return None;
-    }
-    let mut total = 0f64;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
-        if num_end == 0 {
-            return None;
-        }
-        let n: f64 = rest[..num_end].parse().ok()?;
-        rest = &rest[num_end..];
-        let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
-        let factor = match &rest[..unit_end] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return None,
-        };
-        rest = &rest[unit_end..];
-        total += n * factor;
-    }
-    if total.is_finite() && total <= 1e12 {
-        Some(Duration::from_secs_f64(total))
-    } else {
-        None
-    }
-}
-
-/// An options table (`{timeout = 500, nodelay = false}`), read key by key with type checks that
-/// name the option in the error.
-pub struct Opts {
-    name: &'static str,
-    pos: usize,
-    t: Option<LuaTable>,
-}
-
-impl Opts {
-    fn get(&self, key: &str) -> LuaValue {
-        self.t.as_ref().and_then(|t| t.raw_get(key).ok()).unwrap_or(LuaValue::Nil)
-    }
-
-    fn bad(&self, key: &str, what: impl std::fmt::Display) -> NetError {
-        NetError::arg(self.pos, self.name, format!("option '{key}': {what}"))
-    }
-
-    fn expected(&self, key: &str, what: &str, v: &LuaValue) -> NetError {
-        self.bad(key, format!("{what} expected, got {}", type_name(v)))
-    }
-
-    pub fn value(&self, key: &str) -> LuaValue {
-        self.get(key)
-    }
-
-    pub fn boolean(&self, key: &str) -> NResult<Option<bool>> {
-        match self.get(key) {
-            LuaValue::Nil => Ok(None),
-            LuaValue::Boolean(b) => Ok(Some(b)),
-            v => Err(self.expected(key, "boolean", &v)),
-        }
-    }
-
-    pub fn string(&self, key: &str) -> NResult<Option<String>> {
-        match self.get(key) {
-            LuaValue::Nil => Ok(None),
-            LuaValue::String(s) => Ok(Some(s.to_string_lossy())),
-            v => Err(self.expected(key, "string", &v)),
-        }
-    }
-
-    pub fn int_in(&self, key: &str, lo: i64, hi: i64) -> NResult<Option<i64>> {
-        let n = match self.get(key) {
-            LuaValue::Nil => return Ok(None),
-            LuaValue::Integer(n) => n,
-            LuaValue::Number(n) if n.fract() == 0.0 && n.is_finite() => n as i64,
-            v => return Err(self.expected(key, "integer", &v)),
-        };
-        if n < lo || n > hi {
-            return Err(self.bad(key, format!("out of range: {n} is not in {lo}..{hi}")));
-        }
-        Ok(Some(n))
-    }
-
-    pub fn timeout(&self, key: &str) -> NResult<Option<Duration>> {
-        timeout_value(&self.get(key)).map_err(|what| self.bad(key, what))
-    }
-}
-
 impl Args {
     /// The options table at position `i` (absent or nil gives an empty one).
     pub fn opts(&self, i: usize) -> NResult<Opts> {
-        Ok(Opts { name: self.name, pos: i, t: self.opt_table(i)? })
+        Ok(Opts::new(self.name, i, self.opt_table(i)?))
     }
 }
 
@@ -433,20 +321,4 @@ pub fn register_type<T: 'static>(
             reg.add_meta_field("__close", close);
         }
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
-        assert_eq!(parse_duration("5s"), Some(Duration::from_secs(5)));
-        assert_eq!(parse_duration("1m30s"), Some(Duration::from_secs(90)));
-        assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
-        assert_eq!(parse_duration("5"), None);
-        assert_eq!(parse_duration("fast"), None);
-        assert_eq!(parse_duration(""), None);
-    }
 }

@@ -10,6 +10,7 @@ pub mod dns;
 pub mod error;
 pub mod export;
 pub mod json;
+pub mod options;
 pub mod runtime;
 pub mod tcp;
 pub mod tls;

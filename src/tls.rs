@@ -19,7 +19,7 @@ use tokio::net::TcpStream;
 use tokio_openssl::SslStream;
 
 use crate::error::{Kind, NResult, NetError};
-use crate::export::Args;
+use crate::options::Opts;
 
 /// How long a server waits for a client's handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -45,56 +45,32 @@ fn tls_err(msg: impl Into<String>) -> NetError {
     NetError::new(Kind::Tls, msg)
 }
 
-fn strings(v: LuaValue, what: &str, bad: &dyn Fn(String) -> NetError) -> NResult<Vec<String>> {
-    match v {
-        LuaValue::Nil => Ok(Vec::new()),
-        LuaValue::String(s) => Ok(vec![s.to_string_lossy()]),
-        LuaValue::Table(t) => t
-            .sequence_values::<LuaValue>()
-            .map(|v| match v {
-                Ok(LuaValue::String(s)) => Ok(s.to_string_lossy()),
-                _ => Err(bad(format!("option '{what}': a list of strings expected"))),
-            })
-            .collect(),
-        other => Err(bad(format!("option '{what}': a list of strings expected, got {}", other.type_name()))),
-    }
-}
+/// The keys of a client's `tls = {...}` table; any other key raises (a typo must not pass
+/// unnoticed in security settings).
+const CLIENT_KEYS: &[&str] = &["verify", "insecure", "ca_file", "ca_dir", "cert", "key", "server_name", "alpn"];
+/// The keys of a server's `tls = {...}` table.
+const SERVER_KEYS: &[&str] = &["cert", "key", "ca_file", "alpn"];
 
-/// Reads a `tls` option value: nil/false (plain TCP), true (defaults), or a table.
-pub fn client_opts(v: LuaValue, args: &Args, pos: usize) -> NResult<Option<ClientOpts>> {
-    let t = match v {
+/// Reads a client's `tls` option (`key` of `o`): nil/false (plain TCP), true (defaults), or a
+/// table, whose errors name `tls.KEY`.
+pub fn client_opts(o: &Opts, key: &str) -> NResult<Option<ClientOpts>> {
+    let t = match o.value(key) {
         LuaValue::Nil | LuaValue::Boolean(false) => return Ok(None),
         LuaValue::Boolean(true) => return Ok(Some(ClientOpts::default())),
-        LuaValue::Table(t) => t,
-        other => {
-            return Err(args.bad(pos, format!("option 'tls': true or a table expected, got {}", other.type_name())))
-        }
+        LuaValue::Table(_) => o.table(key)?.expect("a table"),
+        other => return Err(o.expected(key, "true or a table", &other)),
     };
-    let bad = |what: String| args.bad(pos, what);
-    let s = |k: &str| -> NResult<Option<String>> {
-        match t.raw_get::<LuaValue>(k).unwrap_or(LuaValue::Nil) {
-            LuaValue::Nil => Ok(None),
-            LuaValue::String(s) => Ok(Some(s.to_string_lossy())),
-            other => Err(bad(format!("option 'tls.{k}': string expected, got {}", other.type_name()))),
-        }
-    };
-    let b = |k: &str| -> NResult<Option<bool>> {
-        match t.raw_get::<LuaValue>(k).unwrap_or(LuaValue::Nil) {
-            LuaValue::Nil => Ok(None),
-            LuaValue::Boolean(v) => Ok(Some(v)),
-            other => Err(bad(format!("option 'tls.{k}': boolean expected, got {}", other.type_name()))),
-        }
-    };
-    let verify = b("verify")?.unwrap_or(true);
-    let insecure = b("insecure")?.unwrap_or(false) || !verify;
+    t.only(CLIENT_KEYS)?;
+    let verify = t.boolean("verify")?.unwrap_or(true);
+    let insecure = t.boolean("insecure")?.unwrap_or(false) || !verify;
     Ok(Some(ClientOpts {
         insecure,
-        ca_file: s("ca_file")?,
-        ca_dir: s("ca_dir")?,
-        cert: s("cert")?,
-        key: s("key")?,
-        server_name: s("server_name")?,
-        alpn: strings(t.raw_get("alpn").unwrap_or(LuaValue::Nil), "tls.alpn", &bad)?,
+        ca_file: t.string("ca_file")?,
+        ca_dir: t.string("ca_dir")?,
+        cert: t.string("cert")?,
+        key: t.string("key")?,
+        server_name: t.string("server_name")?,
+        alpn: t.strings("alpn")?,
     }))
 }
 
@@ -215,23 +191,17 @@ pub async fn connect(
 
 /// Reads a server's `tls` option: a table with `cert` and `key` (PEM), optional `ca_file`
 /// (require client certificates signed by it) and `alpn` (protocols to accept, preferred first).
-pub fn server(v: LuaValue, args: &Args, pos: usize) -> NResult<Option<std::rc::Rc<Server>>> {
-    let t = match v {
+pub fn server(o: &Opts, key: &str) -> NResult<Option<std::rc::Rc<Server>>> {
+    let t = match o.value(key) {
         LuaValue::Nil | LuaValue::Boolean(false) => return Ok(None),
-        LuaValue::Table(t) => t,
+        LuaValue::Table(_) => o.table(key)?.expect("a table"),
         LuaValue::Boolean(true) => {
             return Err(tls_err("a TLS server needs a certificate: tls = {cert = \"cert.pem\", key = \"key.pem\"}"))
         }
-        other => return Err(args.bad(pos, format!("option 'tls': a table expected, got {}", other.type_name()))),
+        other => return Err(o.expected(key, "a table", &other)),
     };
-    let bad = |what: String| args.bad(pos, what);
-    let get = |k: &str| -> NResult<Option<String>> {
-        match t.raw_get::<LuaValue>(k).unwrap_or(LuaValue::Nil) {
-            LuaValue::Nil => Ok(None),
-            LuaValue::String(s) => Ok(Some(s.to_string_lossy())),
-            other => Err(bad(format!("option 'tls.{k}': string expected, got {}", other.type_name()))),
-        }
-    };
+    t.only(SERVER_KEYS)?;
+    let get = |k: &str| t.string(k);
     let cert = get("cert")?.ok_or_else(|| tls_err("a TLS server needs 'cert' (a PEM certificate chain file)"))?;
     let key = get("key")?.unwrap_or_else(|| cert.clone());
     let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server()).map_err(|e| tls_err(e.to_string()))?;
@@ -242,7 +212,7 @@ pub fn server(v: LuaValue, args: &Args, pos: usize) -> NResult<Option<std::rc::R
         b.set_ca_file(&ca).map_err(|e| file_err("CA file", &ca, e))?;
         b.set_verify(SslVerifyMode::PEER | SslVerifyMode::FAIL_IF_NO_PEER_CERT);
     }
-    let alpn = strings(t.raw_get("alpn").unwrap_or(LuaValue::Nil), "tls.alpn", &bad)?;
+    let alpn = t.strings("alpn")?;
     if !alpn.is_empty() {
         alpn_wire(&alpn)?; // checks the names
         b.set_alpn_select_callback(move |_, client| {

@@ -39,26 +39,22 @@ impl ConnectOpts {
     pub fn parse(args: &Args, pos: usize) -> NResult<Self> {
         if let LuaValue::Boolean(tls) = args.get(pos) {
             // Lune's shorthand: connect(host, port, true) is {tls = true}
-            return Ok(ConnectOpts {
-                tls: crate::tls::client_opts(LuaValue::Boolean(tls), args, pos)?,
-                ..Default::default()
-            });
+            return Ok(ConnectOpts { tls: tls.then(crate::tls::ClientOpts::default), ..Default::default() });
         }
-        let o = args.opts(pos)?;
-        Self::from_opts(&o, args, pos)
+        Self::from_opts(&args.opts(pos)?)
     }
 
-    fn from_opts(o: &Opts, args: &Args, pos: usize) -> NResult<Self> {
-        let bind =
-            match o.string("bind")? {
-                None => None,
-                Some(b) => Some(parse_bind(&b).ok_or_else(|| {
-                    args.bad(pos, format!("option 'bind': \"ip\" or \"ip:port\" expected, got \"{b}\""))
-                })?),
-            };
+    fn from_opts(o: &Opts) -> NResult<Self> {
+        let bind = match o.string("bind")? {
+            None => None,
+            Some(b) => Some(
+                parse_bind(&b)
+                    .ok_or_else(|| o.bad("bind", format!("\"ip\" or \"ip:port\" expected, got \"{b}\"")))?,
+            ),
+        };
         Ok(ConnectOpts {
             timeout: o.timeout("timeout")?,
-            tls: crate::tls::client_opts(o.value("tls"), args, pos)?,
+            tls: crate::tls::client_opts(o, "tls")?,
             ttl: o.int_in("ttl", 1, 255)?.map(|n| n as u32),
             nodelay: o.boolean("nodelay")?.unwrap_or(true),
             keepalive: o.boolean("keepalive")?,
@@ -200,7 +196,7 @@ fn listen(lua: &Lua, args: Args) -> NResult<LuaAnyUserData> {
 pub fn bind_listener(lua: &Lua, args: &Args) -> NResult<(Listener, Opts)> {
     let (host, port, opos) = listen_args(args)?;
     let o = args.opts(opos)?;
-    let tls = crate::tls::server(o.value("tls"), args, opos)?;
+    let tls = crate::tls::server(&o, "tls")?;
     let reuseaddr = o.boolean("reuseaddr")?.unwrap_or(true);
     let reuseport = o.boolean("reuseport")?.unwrap_or(false);
     let backlog = o.int_in("backlog", 1, 65535)?.unwrap_or(1024) as i32;

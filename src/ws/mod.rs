@@ -46,18 +46,6 @@ fn limits(o: &Opts) -> NResult<Limits> {
     Ok(Limits { max, compress: o.boolean("compress")?.unwrap_or(true) })
 }
 
-fn string_list(a: &Args, pos: usize, o: &Opts, key: &str) -> NResult<Vec<String>> {
-    match o.value(key) {
-        LuaValue::Nil => Ok(Vec::new()),
-        LuaValue::String(s) => Ok(vec![s.to_string_lossy()]),
-        LuaValue::Table(t) => t
-            .sequence_values::<String>()
-            .collect::<LuaResult<Vec<_>>>()
-            .map_err(|_| a.bad(pos, format!("option '{key}': a list of strings expected"))),
-        v => Err(a.bad(pos, format!("option '{key}': a list of strings expected, got {}", v.type_name()))),
-    }
-}
-
 fn connect(lua: &Lua, a: Args) -> NResult<impl std::future::Future<Output = NResult<LuaAnyUserData>>> {
     let url = a.string(1)?;
     let o = a.opts(2)?;
@@ -86,7 +74,7 @@ fn connect(lua: &Lua, a: Args) -> NResult<impl std::future::Future<Output = NRes
         }
         v => return Err(a.bad(2, format!("option 'headers': a table expected, got {}", v.type_name()))),
     }
-    let protocols = string_list(&a, 2, &o, "protocols")?;
+    let protocols = o.strings("protocols")?;
     if protocols.iter().any(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_graphic() && b != b',')) {
         return Err(a.bad(2, "option 'protocols': invalid name"));
     }
@@ -95,11 +83,11 @@ fn connect(lua: &Lua, a: Args) -> NResult<impl std::future::Future<Output = NRes
     let mut copts = ConnectOpts::default();
     copts.timeout = timeout;
     if secure {
-        let tls = match o.value("tls") {
-            LuaValue::Nil => LuaValue::Boolean(true),
-            v => v,
+        // wss:// verifies with the defaults unless told otherwise.
+        copts.tls = match o.value("tls") {
+            LuaValue::Nil => Some(crate::tls::ClientOpts::default()),
+            _ => crate::tls::client_opts(&o, "tls")?,
         };
-        copts.tls = crate::tls::client_opts(tls, &a, 2)?;
     }
     let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
     let connecting = tcp::connect(lua, host, port, copts)?;
@@ -238,8 +226,7 @@ pub fn register(lua: &Lua, net: &LuaTable) -> LuaResult<()> {
         "listen",
         func(lua, "net.ws.listen", |lua, a| {
             let (l, o) = tcp::bind_listener(lua, &a)?;
-            let pos = if matches!(a.get(1), LuaValue::Integer(_) | LuaValue::Number(_)) { 2 } else { 3 };
-            let protocols = string_list(&a, pos, &o, "protocols")?;
+            let protocols = o.strings("protocols")?;
             let lim = limits(&o)?;
             let server = ServerInner {
                 listener: l.0.clone(),
