@@ -159,6 +159,7 @@ describe("closing", function()
       read = {}, read_line = {}, read_all = {}, read_exact = { 1 }, read_u32 = {},
       write = { "x" }, write_all = { "x" }, write_u32 = { 1 }, flush = {}, shutdown = {},
       set_nodelay = { true }, set_keepalive = { true }, set_ttl = { 5 },
+      set_recvbuf = { 4096 }, set_sendbuf = { 4096 }, set_linger = { 0 }, socket_options = {},
       set_timeout = { 5 }, peer_addr = {}, local_addr = {},
     }
     local wrong = {}

@@ -494,7 +494,10 @@ mod tests {
         assert_eq!(enc(&lua, "math.maxinteger").unwrap(), "9223372036854775807");
         assert_eq!(enc(&lua, "math.mininteger").unwrap(), "-9223372036854775808");
         let e = enc(&lua, "{a = {1, 0/0}}").unwrap_err().msg;
-        assert_eq!(e, "bad argument #1 to 'net.json.encode' (cannot encode NaN (JSON has no NaN or infinity) at .a[2])");
+        assert_eq!(
+            e,
+            "bad argument #1 to 'net.json.encode' (cannot encode NaN (JSON has no NaN or infinity) at .a[2])"
+        );
         let e = enc(&lua, "{x = {[true] = 1}}").unwrap_err().msg;
         assert!(e.ends_with("(cannot encode a table key of type boolean at .x)"), "{e}");
         let e = enc(&lua, "{s = '\\255'}").unwrap_err().msg;

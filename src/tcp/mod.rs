@@ -7,6 +7,7 @@
 mod fast;
 pub mod handshakes;
 pub mod listener;
+pub mod sockopt;
 pub mod stream;
 
 use std::net::{IpAddr, SocketAddr};
@@ -30,7 +31,8 @@ pub struct ConnectOpts {
     pub tls: Option<crate::tls::ClientOpts>,
     ttl: Option<u32>,
     nodelay: bool,
-    keepalive: Option<bool>,
+    /// `recvbuf`, `sendbuf`, `linger`, `keepalive`: set before connecting.
+    pub sock: sockopt::SockOpts,
     bind: Option<SocketAddr>,
 }
 
@@ -48,8 +50,7 @@ impl ConnectOpts {
         let bind = match o.string("bind")? {
             None => None,
             Some(b) => Some(
-                parse_bind(&b)
-                    .ok_or_else(|| o.bad("bind", format!("\"ip\" or \"ip:port\" expected, got \"{b}\"")))?,
+                parse_bind(&b).ok_or_else(|| o.bad("bind", format!("\"ip\" or \"ip:port\" expected, got \"{b}\"")))?,
             ),
         };
         Ok(ConnectOpts {
@@ -57,7 +58,7 @@ impl ConnectOpts {
             tls: crate::tls::client_opts(o, "tls")?,
             ttl: o.int_in("ttl", 1, 255)?.map(|n| n as u32),
             nodelay: o.boolean("nodelay")?.unwrap_or(true),
-            keepalive: o.boolean("keepalive")?,
+            sock: sockopt::SockOpts::from_opts(o)?,
             bind,
         })
     }
@@ -65,7 +66,7 @@ impl ConnectOpts {
 
 impl Default for ConnectOpts {
     fn default() -> Self {
-        ConnectOpts { timeout: None, tls: None, ttl: None, nodelay: true, keepalive: None, bind: None }
+        ConnectOpts { timeout: None, tls: None, ttl: None, nodelay: true, sock: Default::default(), bind: None }
     }
 }
 
@@ -87,9 +88,8 @@ async fn connect_one(addr: SocketAddr, o: &ConnectOpts) -> std::io::Result<tokio
     if let Some(b) = o.bind {
         sock.bind(b)?;
     }
-    if let Some(k) = o.keepalive {
-        sock.set_keepalive(k)?;
-    }
+    // Before connecting: the receive buffer's size decides the window scale the SYN offers.
+    o.sock.apply(socket2::SockRef::from(&sock))?;
     let s = sock.connect(addr).await?;
     s.set_nodelay(o.nodelay)?;
     if let Some(ttl) = o.ttl {
@@ -200,6 +200,7 @@ pub fn bind_listener(lua: &Lua, args: &Args) -> NResult<(Listener, Opts)> {
     let reuseaddr = o.boolean("reuseaddr")?.unwrap_or(true);
     let reuseport = o.boolean("reuseport")?.unwrap_or(false);
     let backlog = o.int_in("backlog", 1, 65535)?.unwrap_or(1024) as i32;
+    let sockopts = sockopt::SockOpts::from_opts(&o)?;
     let addr = listen_addr(&host, port)?;
     let at = host_port(&host, port);
     let fail = |e: std::io::Error| NetError::io("listen on", &at, &e);
@@ -210,6 +211,8 @@ pub fn bind_listener(lua: &Lua, args: &Args) -> NResult<(Listener, Opts)> {
     if reuseport {
         sock.set_reuse_port(true).map_err(fail)?;
     }
+    // Set on the listening socket before `listen`: accepted sockets inherit them.
+    sockopts.apply(socket2::SockRef::from(&sock)).map_err(fail)?;
     sock.bind(&addr.into()).map_err(fail)?;
     sock.listen(backlog).map_err(fail)?;
     sock.set_nonblocking(true).map_err(fail)?;

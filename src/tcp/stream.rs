@@ -421,6 +421,14 @@ impl Inner {
     }
 }
 
+/// Runs `f` on the socket of a TCP or TLS stream (`self` of method `op`): `closed: ...` once
+/// closed, `io: ...` on a Unix stream or when the system refuses.
+pub fn with_tcp_sock<R>(args: &Args, op: &str, f: impl FnOnce(socket2::SockRef<'_>) -> io::Result<R>) -> NResult<R> {
+    let s = this(args)?;
+    s.tcp_only(op)?;
+    s.with_sock(op, f)
+}
+
 fn this(args: &Args) -> NResult<Rc<Inner>> {
     Ok(args.this::<Stream>("stream")?.0.clone())
 }
@@ -576,15 +584,7 @@ pub fn register(lua: &Lua) -> LuaResult<()> {
             s.with_sock("set_nodelay", |k| k.set_tcp_nodelay(on))
         })?,
     )?;
-    methods.set(
-        "set_keepalive",
-        func(lua, "set_keepalive", |_, a| {
-            let s = this(&a)?;
-            s.tcp_only("set_keepalive")?;
-            let on = a.boolean(2)?;
-            s.with_sock("set_keepalive", |k| k.set_keepalive(on))
-        })?,
-    )?;
+    super::sockopt::register_methods(lua, &methods)?;
     methods.set(
         "set_ttl",
         func(lua, "set_ttl", |_, a| {

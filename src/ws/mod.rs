@@ -82,6 +82,7 @@ fn connect(lua: &Lua, a: Args) -> NResult<impl std::future::Future<Output = NRes
     let timeout = o.timeout("timeout")?;
     let mut copts = ConnectOpts::default();
     copts.timeout = timeout;
+    copts.sock = crate::tcp::sockopt::SockOpts::from_opts(&o)?;
     if secure {
         // wss:// verifies with the defaults unless told otherwise.
         copts.tls = match o.value("tls") {
