@@ -187,7 +187,7 @@ impl Encoder<'_> {
         for pair in t.pairs::<LuaValue, LuaValue>() {
             let (k, _) = pair.map_err(bad)?;
             match k {
-                LuaValue::Integer(i) => shape.int(i.into()),
+                LuaValue::Integer(i) => shape.int(i),
                 LuaValue::Number(n) => shape.float(n),
                 LuaValue::String(_) => shape.name(),
                 other => return Err(bad(format!("cannot encode a table key of type {}", other.type_name()))),

@@ -239,3 +239,66 @@ pub async fn accept(s: &Server, peer: &str, tcp: TcpStream) -> NResult<SslStream
 pub fn alpn_of(s: &SslStream<TcpStream>) -> Option<String> {
     s.ssl().selected_alpn_protocol().map(|p| String::from_utf8_lossy(p).into_owned())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(lua: &Lua, code: &str) -> NResult<Option<ClientOpts>> {
+        let t = lua.load(code).eval::<LuaTable>().unwrap();
+        client_opts(&Opts::new("net.tcp.connect", 3, Some(t)), "tls")
+    }
+
+    #[test]
+    fn client_option_forms() {
+        let lua = Lua::new();
+        assert!(client(&lua, "{}").unwrap().is_none());
+        assert!(client(&lua, "{tls = false}").unwrap().is_none());
+        assert!(client(&lua, "{tls = true}").unwrap() == Some(ClientOpts::default()));
+        let o =
+            client(&lua, "{tls = {verify = false, ca_file = 'ca.pem', alpn = {'h2', 'http/1.1'}}}").unwrap().unwrap();
+        assert!(o.insecure);
+        assert_eq!(o.ca_file.as_deref(), Some("ca.pem"));
+        assert_eq!(o.alpn, ["h2", "http/1.1"]);
+        assert!(client(&lua, "{tls = {insecure = true}}").unwrap().unwrap().insecure);
+        assert!(!client(&lua, "{tls = {}}").unwrap().unwrap().insecure);
+        assert_eq!(client(&lua, "{tls = {alpn = 'h2'}}").unwrap().unwrap().alpn, ["h2"]);
+    }
+
+    #[test]
+    fn client_option_errors() {
+        let lua = Lua::new();
+        let err = |code: &str| client(&lua, code).err().unwrap().msg;
+        let pre = "bad argument #3 to 'net.tcp.connect' (option ";
+        assert_eq!(err("{tls = 5}"), format!("{pre}'tls': true or a table expected, got number)"));
+        assert_eq!(err("{tls = {ca_file = 5}}"), format!("{pre}'tls.ca_file': string expected, got number)"));
+        assert_eq!(err("{tls = {verify = 'no'}}"), format!("{pre}'tls.verify': boolean expected, got string)"));
+        assert_eq!(err("{tls = {alpn = {1}}}"), format!("{pre}'tls.alpn': a list of strings expected)"));
+        assert!(
+            err("{tls = {verfy = false}}").starts_with(&format!("{pre}'tls.verfy': unknown option (known: verify,"))
+        );
+    }
+
+    #[test]
+    fn server_option_errors() {
+        let lua = Lua::new();
+        let err = |code: &str| {
+            let t = lua.load(code).eval::<LuaTable>().unwrap();
+            server(&Opts::new("net.tcp.listen", 3, Some(t)), "tls").err().unwrap().to_string()
+        };
+        assert!(err("{tls = true}").starts_with("tls: a TLS server needs a certificate"));
+        assert_eq!(
+            err("{tls = 'x'}"),
+            "bad argument #3 to 'net.tcp.listen' (option 'tls': a table expected, got string)"
+        );
+        assert_eq!(
+            err("{tls = {cert = 1}}"),
+            "bad argument #3 to 'net.tcp.listen' (option 'tls.cert': string expected, got number)"
+        );
+        assert_eq!(
+            err("{tls = {cert = 'c.pem', ca = 'x'}}"),
+            "bad argument #3 to 'net.tcp.listen' (option 'tls.ca': unknown option (known: cert, key, ca_file, alpn))"
+        );
+        assert_eq!(err("{tls = {}}"), "tls: a TLS server needs 'cert' (a PEM certificate chain file)");
+    }
+}

@@ -77,9 +77,12 @@ pub fn form_pairs(q: &[u8]) -> impl Iterator<Item = (Vec<u8>, Vec<u8>)> + '_ {
     })
 }
 
+/// Decoded keys and values, in order.
+pub type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// The decoded pairs of a query string, in order; with `binary` false, any key or value that
 /// is not UTF-8 once decoded refuses the whole string.
-pub fn query_pairs(q: &[u8], binary: bool) -> Result<Vec<(Vec<u8>, Vec<u8>)>, NotUtf8> {
+pub fn query_pairs(q: &[u8], binary: bool) -> Result<Pairs, NotUtf8> {
     let pairs: Vec<_> = form_pairs(q).collect();
     if !binary && pairs.iter().any(|(k, v)| std::str::from_utf8(k).is_err() || std::str::from_utf8(v).is_err()) {
         return Err(NotUtf8);
