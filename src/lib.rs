@@ -9,6 +9,7 @@
 pub mod dns;
 pub mod error;
 pub mod export;
+pub mod io;
 pub mod json;
 pub mod options;
 pub mod runtime;

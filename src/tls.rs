@@ -235,11 +235,6 @@ pub async fn accept(s: &Server, peer: &str, tcp: TcpStream) -> NResult<SslStream
     }
 }
 
-/// The protocol ALPN chose, if any.
-pub fn alpn_of(s: &SslStream<TcpStream>) -> Option<String> {
-    s.ssl().selected_alpn_protocol().map(|p| String::from_utf8_lossy(p).into_owned())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

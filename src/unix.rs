@@ -10,7 +10,8 @@ use crate::error::{NResult, NetError};
 use crate::export::{async_func, func, userdata, Args};
 use crate::runtime::sched;
 use crate::tcp::listener::{Listener, Socket};
-use crate::tcp::stream::{Stream, Transport};
+use crate::io::Transport;
+use crate::tcp::stream::Stream;
 
 /// The longest path a Unix socket address holds: `sun_path` less its terminating NUL (107 bytes
 /// on Linux, 103 on the BSDs and macOS).
@@ -58,7 +59,7 @@ pub fn register(lua: &Lua, net: &LuaTable) -> LuaResult<()> {
                     }
                 };
                 let s = r.map_err(|e| NetError::io("connect to", &path, &e))?;
-                crate::tcp::stream::into_lua(&lua, Stream::new(Transport::Unix(s), path.clone(), path))
+                crate::tcp::stream::into_lua(&lua, Stream::new(Transport::unix(s), path.clone(), path))
             })
         })?,
     )?;

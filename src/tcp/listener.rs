@@ -10,7 +10,8 @@ use mlua::prelude::*;
 use tokio::net::{TcpListener, UnixListener};
 
 use super::handshakes::Handshakes;
-use super::stream::{Stream, Transport};
+use super::stream::Stream;
+use crate::io::Transport;
 use crate::error::{NResult, NetError};
 use crate::export::{async_func, func, register_type, Args};
 
@@ -87,7 +88,7 @@ fn start_handshake(l: &Rc<Inner>, server: &Rc<crate::tls::Server>, tcp: tokio::n
     l.handshakes.spawn(fd, async move {
         if let Ok(tls) = crate::tls::accept(&server, &peer, tcp).await {
             if let Some(l) = listener.upgrade().filter(|l| !l.is_closed()) {
-                l.handshaken.borrow_mut().push_back(Stream::new(Transport::Tls(Box::new(tls)), peer, local));
+                l.handshaken.borrow_mut().push_back(Stream::new(Transport::tls(tls), peer, local));
                 l.waiters.wake_all();
             }
         }
@@ -120,10 +121,10 @@ fn accept_once(l: &Rc<Inner>, cx: &mut std::task::Context<'_>) -> std::task::Pol
         Socket::Tcp(t) => t.poll_accept(cx).map_ok(|(s, peer)| {
             let _ = s.set_nodelay(true);
             let local = s.local_addr().map(|a| a.to_string()).unwrap_or_default();
-            Stream::new(Transport::Tcp(s), peer.to_string(), local)
+            Stream::new(Transport::tcp(s), peer.to_string(), local)
         }),
         Socket::Unix(u, path) => {
-            u.poll_accept(cx).map_ok(|(s, _)| Stream::new(Transport::Unix(s), path.clone(), path.clone()))
+            u.poll_accept(cx).map_ok(|(s, _)| Stream::new(Transport::unix(s), path.clone(), path.clone()))
         }
     };
     r.map_err(AcceptError::Os)

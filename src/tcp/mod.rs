@@ -21,7 +21,8 @@ use crate::error::{Kind, NResult, NetError};
 use crate::export::{async_func, func, userdata, Args, Opts};
 use crate::runtime::sched;
 use listener::{Listener, Socket};
-use stream::{Stream, Transport};
+use crate::io::Transport;
+use stream::Stream;
 
 /// Default for `net.is_port_open` when no timeout is given.
 const PORT_CHECK_TIMEOUT: Duration = Duration::from_secs(1);
@@ -130,11 +131,11 @@ pub fn connect(
                 Ok(s) => {
                     let local = s.local_addr().map(|a| a.to_string()).unwrap_or_default();
                     let t = match &tls {
-                        None => Transport::Tcp(s),
+                        None => Transport::tcp(s),
                         Some((c, opts)) => {
                             // Boxed, so plain TCP connects do not carry the handshake's state.
                             let handshake = Box::pin(crate::tls::connect(c, opts, &host, &target, s));
-                            Transport::Tls(Box::new(handshake.await?))
+                            Transport::tls(handshake.await?)
                         }
                     };
                     return Ok(Stream::new(t, addr.to_string(), local));

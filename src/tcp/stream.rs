@@ -9,16 +9,15 @@
 use std::cell::{Cell, RefCell};
 use std::future::poll_fn;
 use std::io;
-use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use mlua::prelude::*;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpStream, UnixStream};
+use tokio::io::ReadBuf;
 
 use crate::error::{Kind, NResult, NetError};
+use crate::io::Transport;
 use crate::export::{func, raw_async, register_type, Args};
 
 /// Smallest read a syscall is given room for.
@@ -30,72 +29,6 @@ pub const MAX_LINE: usize = 1024 * 1024;
 /// `read_all()` without a limit raises `limit: ...` once more than this arrived before the end of
 /// the stream (the bytes stay buffered); `read_all(n)` sets another limit for one call.
 pub const MAX_READ_ALL: usize = 64 * 1024 * 1024;
-
-pub enum Transport {
-    Tcp(TcpStream),
-    Unix(UnixStream),
-    Tls(Box<tokio_openssl::SslStream<TcpStream>>),
-}
-
-impl Transport {
-    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        match self {
-            Transport::Tcp(s) => Pin::new(s).poll_read(cx, buf),
-            Transport::Unix(s) => Pin::new(s).poll_read(cx, buf),
-            Transport::Tls(s) => Pin::new(&mut **s).poll_read(cx, buf),
-        }
-    }
-
-    fn poll_write(&mut self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
-        match self {
-            Transport::Tcp(s) => Pin::new(s).poll_write(cx, data),
-            Transport::Unix(s) => Pin::new(s).poll_write(cx, data),
-            Transport::Tls(s) => Pin::new(&mut **s).poll_write(cx, data),
-        }
-    }
-
-    /// The socket's descriptor (for `tcp::handshakes`, which shuts it down on close).
-    pub fn raw_fd(&self) -> std::os::fd::RawFd {
-        use std::os::fd::AsRawFd;
-        self.sock().as_raw_fd()
-    }
-
-    fn sock(&self) -> socket2::SockRef<'_> {
-        match self {
-            Transport::Tcp(s) => socket2::SockRef::from(s),
-            Transport::Unix(s) => socket2::SockRef::from(s),
-            Transport::Tls(s) => socket2::SockRef::from(s.get_ref()),
-        }
-    }
-}
-
-/// The async traits, so protocols written for tokio (WebSocket) run over any of our transports.
-impl AsyncRead for Transport {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        Transport::poll_read(self.get_mut(), cx, buf)
-    }
-}
-
-impl AsyncWrite for Transport {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
-        Transport::poll_write(self.get_mut(), cx, data)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Transport::Tls(s) => Pin::new(&mut **s).poll_flush(cx),
-            _ => Poll::Ready(Ok(())),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Transport::Tcp(s) => Pin::new(s).poll_shutdown(cx),
-            Transport::Unix(s) => Pin::new(s).poll_shutdown(cx),
-            Transport::Tls(s) => Pin::new(&mut **s).poll_shutdown(cx),
-        }
-    }
-}
 
 pub struct Inner {
     io: RefCell<Option<Transport>>,
@@ -130,14 +63,8 @@ impl crate::runtime::Parkable for Inner {
     fn poll_ready(&self, cx: &mut Context<'_>, write: bool) -> Poll<()> {
         let io = self.io.borrow();
         let Some(t) = io.as_ref() else { return Poll::Ready(()) }; // closed: the retry reports it
-        let r = match (t, write) {
-            (Transport::Tcp(s), false) => s.poll_read_ready(cx),
-            (Transport::Tcp(s), true) => s.poll_write_ready(cx),
-            (Transport::Unix(s), false) => s.poll_read_ready(cx),
-            (Transport::Unix(s), true) => s.poll_write_ready(cx),
-            // TLS streams never park (see `parkable`): their readiness is not the socket's.
-            (Transport::Tls(_), _) => Poll::Ready(Ok(())),
-        };
+        // TLS streams never park (see `parkable`): their readiness is not the socket's.
+        let r = if write { t.poll_write_ready(cx) } else { t.poll_read_ready(cx) };
         drop(io);
         self.waiters.pending(cx, r.map(|_| ()))
     }
@@ -164,11 +91,7 @@ pub fn into_lua(lua: &Lua, s: Stream) -> NResult<LuaAnyUserData> {
 
 impl Stream {
     pub fn new(t: Transport, peer: String, local: String) -> Self {
-        let unix = matches!(t, Transport::Unix(_));
-        let (tls, alpn) = match &t {
-            Transport::Tls(s) => (true, crate::tls::alpn_of(s)),
-            _ => (false, None),
-        };
+        let (unix, tls, alpn) = (t.is_unix(), t.is_tls(), t.alpn());
         Stream(
             Rc::new(Inner {
                 io: RefCell::new(Some(t)),
@@ -402,7 +325,7 @@ impl Inner {
     fn with_sock<R>(&self, op: &str, f: impl FnOnce(socket2::SockRef<'_>) -> io::Result<R>) -> NResult<R> {
         let io = self.io.borrow();
         let t = io.as_ref().ok_or_else(|| self.closed_error(op))?;
-        f(t.sock()).map_err(|e| NetError::io(op, &self.peer, &e))
+        f(t.sock_ref()).map_err(|e| NetError::io(op, &self.peer, &e))
     }
 
     /// Fails with `closed: ...` once the stream is closed (for methods that touch no socket).

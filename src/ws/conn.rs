@@ -17,17 +17,16 @@
 
 use std::cell::{Cell, RefCell};
 use std::io::Cursor;
-use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::ReadBuf;
 use tungstenite::protocol::frame::coding::{Control, Data, OpCode};
 use tungstenite::protocol::frame::FrameHeader;
 
 use super::deflate::{Deflater, InflateError, Inflater, Params};
 use crate::runtime::Waiters;
-use crate::tcp::stream::Transport;
+use crate::io::Transport;
 
 /// Close codes of RFC 6455 §7.4.1 used here.
 pub const PROTOCOL_ERROR: u16 = 1002;
@@ -273,7 +272,7 @@ impl Conn {
             return Poll::Ready(r);
         };
         while wr.pos < wr.buf.len() {
-            let r = Pin::new(&mut *t).poll_write(cx, &wr.buf[wr.pos..]);
+            let r = t.poll_write(cx, &wr.buf[wr.pos..]);
             match r {
                 Poll::Ready(Ok(0)) => return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into())),
                 Poll::Ready(Ok(n)) => wr.pos += n,
@@ -292,12 +291,12 @@ impl Conn {
         }
         if self.finished.get() {
             // All is said: end the TCP connection and close the socket now, not at GC.
-            if Pin::new(&mut *t).poll_shutdown(cx).is_ready() {
+            if t.poll_shutdown(cx).is_ready() {
                 *io = None;
             }
             return Poll::Ready(Ok(()));
         }
-        Pin::new(&mut *t).poll_flush(cx)
+        t.poll_flush(cx)
     }
 
     /// Closes the socket (the connection ended without a close handshake, or the background
@@ -336,9 +335,8 @@ impl Conn {
             return self.poll_flush(cx).map(|_| ());
         }
         let r = match &*self.io.borrow() {
-            Some(Transport::Tcp(s)) => s.poll_read_ready(cx),
-            Some(Transport::Unix(s)) => s.poll_read_ready(cx),
-            Some(Transport::Tls(_)) | None => Poll::Ready(Ok(())),
+            Some(t) => t.poll_read_ready(cx),
+            None => Poll::Ready(Ok(())),
         };
         r.map(|_| ())
     }
@@ -420,7 +418,7 @@ impl Conn {
                 let mut rb = ReadBuf::uninit(spare);
                 let mut io = self.io.borrow_mut();
                 let Some(t) = io.as_mut() else { return Poll::Ready(Err(Error::Eof)) };
-                match Pin::new(t).poll_read(cx, &mut rb) {
+                match t.poll_read(cx, &mut rb) {
                     Poll::Ready(Ok(())) => rb.filled().len(),
                     Poll::Ready(Err(e)) => return Poll::Ready(Err(Error::Io(e))),
                     Poll::Pending => {

@@ -13,7 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use super::conn::{Conn, Message};
 use super::deflate::Params;
 use super::handshake::{self, ClientRequest, ServerConfig};
-use crate::tcp::stream::Transport;
+use crate::io::Transport;
 
 thread_local! {
     static RUNTIME: tokio::runtime::Runtime =
@@ -60,7 +60,7 @@ pub fn read_frames(setup: FrameSetup, wire: &[u8]) -> Vec<Event> {
         let theirs = tokio::net::UnixStream::from_std(theirs).expect("tokio socket");
         let params =
             setup.deflate.map(|peer_no_takeover| Params { peer_no_takeover, own_no_takeover: true, own_window: 15 });
-        let conn = Rc::new(Conn::new(Transport::Unix(ours), setup.client, setup.max, params, leftover.to_vec()));
+        let conn = Rc::new(Conn::new(Transport::unix(ours), setup.client, setup.max, params, leftover.to_vec()));
         let (mut peer_rd, mut peer_wr) = theirs.into_split();
         let peer_writes = async move {
             for piece in rest.chunks(setup.chunk.max(1)) {
