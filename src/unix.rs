@@ -8,9 +8,10 @@ use tokio::net::{UnixListener, UnixStream};
 
 use crate::error::{NResult, NetError};
 use crate::export::{async_func, func, userdata, Args};
+use crate::io::acceptor::Listening;
+use crate::io::{Connection, Transport};
 use crate::runtime::sched;
-use crate::tcp::listener::{Listener, Socket};
-use crate::io::Transport;
+use crate::tcp::listener::Listener;
 use crate::tcp::stream::Stream;
 
 /// The longest path a Unix socket address holds: `sun_path` less its terminating NUL (107 bytes
@@ -59,7 +60,8 @@ pub fn register(lua: &Lua, net: &LuaTable) -> LuaResult<()> {
                     }
                 };
                 let s = r.map_err(|e| NetError::io("connect to", &path, &e))?;
-                crate::tcp::stream::into_lua(&lua, Stream::new(Transport::unix(s), path.clone(), path))
+                let c = Connection { transport: Transport::unix(s), peer: path.clone(), local: path };
+                crate::tcp::stream::into_lua(&lua, Stream::new(c))
             })
         })?,
     )?;
@@ -70,7 +72,7 @@ pub fn register(lua: &Lua, net: &LuaTable) -> LuaResult<()> {
             let s = sched(lua);
             let _ctx = s.enter();
             let l = UnixListener::bind(&path).map_err(|e| NetError::io("listen on", &path, &e))?;
-            userdata(lua, Listener::new(Socket::Unix(l, path.clone()), path))
+            userdata(lua, Listener::new(Listening::Unix(l, path.clone()), path, None, None))
         })?,
     )?;
     net.set("unix", unix)?;

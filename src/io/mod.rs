@@ -2,6 +2,8 @@
 //! listening side with its background handshakes (`acceptor.rs`), and the pure read-buffer
 //! codec streams use (`read_buf.rs`). See docs/internals.md, "Transport and acceptor".
 
+pub mod acceptor;
+pub mod read_buf;
 pub mod transport;
 
-pub use transport::Transport;
+pub use transport::{Connection, Transport};

@@ -16,6 +16,15 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
 use tokio_openssl::SslStream;
 
+/// A connected transport with its addresses: what a connect makes, an acceptor hands out, and
+/// a protocol (a stream, a WebSocket) is built on.
+pub struct Connection {
+    pub transport: Transport,
+    /// `127.0.0.1:50312`, or the socket path for Unix sockets.
+    pub peer: String,
+    pub local: String,
+}
+
 pub enum Transport {
     Tcp(TcpStream),
     Unix(UnixStream),

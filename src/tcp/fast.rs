@@ -18,8 +18,6 @@
 //!   the C stack (nothing to free); larger ones are pushed by a tiny helper under `lua_pcall`, and
 //!   its error is raised again once the copy is freed.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
 use std::ffi::{c_int, CStr};
 use std::mem::MaybeUninit;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -29,23 +27,40 @@ use std::task::{Context, Poll, Waker};
 use mlua::ffi::{self, lua_State};
 use mlua::prelude::*;
 
-use super::stream::{Done, Inner, ReadOp};
+use super::stream::{self, Done, Inner, ReadOp};
 use crate::error::NetError;
-use crate::export::{fail_tag, pending_tag};
+use crate::export::{fail_tag, pending_tag, raw_async};
 
-thread_local! {
-    /// Live stream userdata, by address.
-    static STREAMS: RefCell<HashMap<usize, Rc<Inner>>> = RefCell::new(HashMap::new());
-}
-
-/// Makes the stream userdata at `addr` known to the fast paths.
-pub fn register(addr: usize, inner: Rc<Inner>) {
-    STREAMS.with(|m| m.borrow_mut().insert(addr, inner));
-}
-
-/// Forgets it again (called when the userdata is collected; tolerant of thread teardown).
-pub fn unregister(addr: usize) {
-    let _ = STREAMS.try_with(|m| m.borrow_mut().remove(&addr));
+/// The stream's read and write methods: each a fast path, its async twin and its park function,
+/// joined by the Lua wrapper (`src/lua/stream.lua`). `stream::register` adds the rest.
+pub fn methods(lua: &Lua) -> LuaResult<LuaTable> {
+    let fast: LuaTable = crate::export::fast_paths(lua)?;
+    let method: LuaFunction = fast.get("method")?;
+    let methods = lua.create_table()?;
+    let reads: [(&'static str, ffi::lua_CFunction); 5] = [
+        ("read", read::<READ>),
+        ("read_line", read::<READ_LINE>),
+        ("read_all", read::<READ_ALL>),
+        ("read_exact", read::<READ_EXACT>),
+        ("read_u32", read::<READ_U32>),
+    ];
+    for (which, try_fn) in reads {
+        let t = with_pusher(lua, try_fn)?;
+        let w = raw_async(lua, which, move |lua, a| stream::wait_read(lua, a, which))?;
+        // SAFETY: `park` reads its one argument and pushes a boolean (see below).
+        let park = unsafe { lua.create_c_function(park::<false>)? };
+        methods.set(which, method.call::<LuaFunction>((t, w, park))?)?;
+    }
+    let writes: [(&'static str, ffi::lua_CFunction); 3] =
+        [("write", write::<WRITE>), ("write_all", write::<WRITE_ALL>), ("write_u32", write::<WRITE_U32>)];
+    for (which, try_fn) in writes {
+        let t = with_pusher(lua, try_fn)?;
+        let w = raw_async(lua, which, move |_, a| stream::wait_write(a, which))?;
+        // SAFETY: as above.
+        let park = unsafe { lua.create_c_function(park::<true>)? };
+        methods.set(which, method.call::<LuaFunction>((t, w, park))?)?;
+    }
+    Ok(methods)
 }
 
 pub const READ: u8 = 0;
@@ -127,12 +142,11 @@ unsafe fn type_name(l: *mut lua_State, idx: c_int) -> String {
 }
 
 /// The stream whose userdata is at stack index 1.
-unsafe fn stream(l: *mut lua_State, op: u8) -> Result<Rc<Inner>, NetError> {
+unsafe fn stream_at(l: *mut lua_State, op: u8) -> Result<Rc<Inner>, NetError> {
     // SAFETY: `l` is the running C function's lua_State (valid for this call); index 1 is `self`; `lua_touserdata` only reads it.
     unsafe {
         let addr = ffi::lua_touserdata(l, 1) as usize;
-        STREAMS
-            .with(|m| m.borrow().get(&addr).cloned())
+        stream::lookup(addr)
             .ok_or_else(|| NetError::arg(1, name(op), format!("stream expected, got {}", type_name(l, 1))))
     }
 }
@@ -277,7 +291,7 @@ pub unsafe extern "C-unwind" fn read<const OP: u8>(l: *mut lua_State) -> c_int {
 unsafe fn read_body<const OP: u8>(l: *mut lua_State, buf: &mut Scratch) -> Reply {
     // SAFETY: `l` is the running C function's lua_State (valid for this call); only reads of arguments happen here, no Lua code runs.
     unsafe {
-        let s = match stream(l, OP) {
+        let s = match stream_at(l, OP) {
             Ok(s) => s,
             Err(e) => return fail_reply(buf, e),
         };
@@ -285,8 +299,9 @@ unsafe fn read_body<const OP: u8>(l: *mut lua_State, buf: &mut Scratch) -> Reply
         let op = match OP {
             READ => int_arg(l, 2, OP, Some(4096), 1, max).map(|n| ReadOp::Some(n as usize)),
             READ_LINE => Ok(ReadOp::Line),
-            READ_ALL => int_arg(l, 2, OP, Some(super::stream::MAX_READ_ALL as i64), 0, i64::MAX)
-                .map(|n| ReadOp::All(n as usize)),
+            READ_ALL => {
+                int_arg(l, 2, OP, Some(stream::MAX_READ_ALL as i64), 0, i64::MAX).map(|n| ReadOp::All(n as usize))
+            }
             READ_EXACT => int_arg(l, 2, OP, None, 0, max).map(|n| ReadOp::Exact(n as usize)),
             _ => Ok(ReadOp::U32),
         };
@@ -317,9 +332,9 @@ unsafe fn read_body<const OP: u8>(l: *mut lua_State, buf: &mut Scratch) -> Reply
 /// Called by Lua as a C function (`l` valid, arguments on its stack).
 pub unsafe extern "C-unwind" fn park<const W: bool>(l: *mut lua_State) -> c_int {
     let mut buf: Scratch = [MaybeUninit::uninit(); SMALL];
-    // SAFETY: `l` is valid for this call; `stream` only reads argument 1.
+    // SAFETY: `l` is valid for this call; `stream_at` only reads argument 1.
     let reply = guarded(|| unsafe {
-        Reply::Bool(match stream(l, if W { WRITE } else { READ }) {
+        Reply::Bool(match stream_at(l, if W { WRITE } else { READ }) {
             Ok(s) if s.parkable() => crate::runtime::park_here(l as *const _, s, W),
             _ => false,
         })
@@ -352,7 +367,7 @@ pub unsafe extern "C-unwind" fn write<const OP: u8>(l: *mut lua_State) -> c_int 
 unsafe fn write_body<const OP: u8>(l: *mut lua_State, buf: &mut Scratch) -> Reply {
     // SAFETY: `l` is the running C function's lua_State (valid for this call); only reads of arguments happen here, no Lua code runs.
     unsafe {
-        let s = match stream(l, OP) {
+        let s = match stream_at(l, OP) {
             Ok(s) => s,
             Err(e) => return fail_reply(buf, e),
         };

@@ -5,7 +5,6 @@
 //! `nodelay = false`: scripts write small messages and expect them to leave at once.
 
 mod fast;
-pub mod handshakes;
 pub mod listener;
 pub mod sockopt;
 pub mod stream;
@@ -19,9 +18,10 @@ use tokio::net::TcpSocket;
 use crate::dns::{self, Family};
 use crate::error::{Kind, NResult, NetError};
 use crate::export::{async_func, func, userdata, Args, Opts};
+use crate::io::acceptor::Listening;
+use crate::io::{Connection, Transport};
 use crate::runtime::sched;
-use listener::{Listener, Socket};
-use crate::io::Transport;
+use listener::Listener;
 use stream::Stream;
 
 /// Default for `net.is_port_open` when no timeout is given.
@@ -111,7 +111,7 @@ pub fn connect(
     host: String,
     port: u16,
     o: ConnectOpts,
-) -> NResult<impl std::future::Future<Output = NResult<Stream>>> {
+) -> NResult<impl std::future::Future<Output = NResult<Connection>>> {
     let lookup = dns::lookup(lua, &host, Family::Any, o.timeout)?;
     let tls = match &o.tls {
         Some(t) => Some((crate::tls::client(t)?, t.clone())),
@@ -138,7 +138,7 @@ pub fn connect(
                             Transport::tls(handshake.await?)
                         }
                     };
-                    return Ok(Stream::new(t, addr.to_string(), local));
+                    return Ok(Connection { transport: t, peer: addr.to_string(), local });
                 }
                 Err(e) => last = Some(e),
             }
@@ -188,13 +188,24 @@ pub fn listen_addr(host: &str, port: u16) -> NResult<SocketAddr> {
 }
 
 fn listen(lua: &Lua, args: Args) -> NResult<LuaAnyUserData> {
-    let (l, _) = bind_listener(lua, &args)?;
-    userdata(lua, l)
+    let b = bind_listener(lua, &args)?;
+    userdata(lua, Listener::new(b.sock, b.local, b.tls, b.max_connections))
 }
 
-/// The listener for `listen([host,] port[, opts])` (TCP, or TLS with `opts.tls`), and the
-/// options table for callers with options of their own (`net.ws.listen`).
-pub fn bind_listener(lua: &Lua, args: &Args) -> NResult<(Listener, Opts)> {
+/// A bound listening socket and the options every server reads.
+pub struct Bound {
+    pub sock: Listening,
+    pub local: String,
+    /// The `tls` option: connections go through the TLS handshake first.
+    pub tls: Option<std::rc::Rc<crate::tls::Server>>,
+    /// The `max_connections` option (see `io::acceptor`).
+    pub max_connections: Option<usize>,
+    /// The options table, for callers with options of their own (`net.ws.listen`).
+    pub opts: Opts,
+}
+
+/// Binds the socket for `listen([host,] port[, opts])`.
+pub fn bind_listener(lua: &Lua, args: &Args) -> NResult<Bound> {
     let (host, port, opos) = listen_args(args)?;
     let o = args.opts(opos)?;
     let tls = crate::tls::server(&o, "tls")?;
@@ -202,6 +213,7 @@ pub fn bind_listener(lua: &Lua, args: &Args) -> NResult<(Listener, Opts)> {
     let reuseport = o.boolean("reuseport")?.unwrap_or(false);
     let backlog = o.int_in("backlog", 1, 65535)?.unwrap_or(1024) as i32;
     let sockopts = sockopt::SockOpts::from_opts(&o)?;
+    let max_connections = o.int_in("max_connections", 1, i64::from(u32::MAX))?.map(|n| n as usize);
     let addr = listen_addr(&host, port)?;
     let at = host_port(&host, port);
     let fail = |e: std::io::Error| NetError::io("listen on", &at, &e);
@@ -221,15 +233,11 @@ pub fn bind_listener(lua: &Lua, args: &Args) -> NResult<(Listener, Opts)> {
     let _ctx = s.enter();
     let l = tokio::net::TcpListener::from_std(sock.into()).map_err(fail)?;
     let local = l.local_addr().map(|a| a.to_string()).unwrap_or(at);
-    let sock = match tls {
-        None => Socket::Tcp(l),
-        Some(server) => Socket::Tls(l, server),
-    };
-    Ok((Listener::new(sock, local), o))
+    Ok(Bound { sock: Listening::Tcp(l), local, tls, max_connections, opts: o })
 }
 
 pub fn register(lua: &Lua, net: &LuaTable) -> LuaResult<()> {
-    stream::register(lua)?;
+    stream::register(lua, fast::methods(lua)?)?;
     listener::register(lua)?;
     let tcp = lua.create_table()?;
     tcp.set(
@@ -240,7 +248,7 @@ pub fn register(lua: &Lua, net: &LuaTable) -> LuaResult<()> {
             let o = ConnectOpts::parse(&args, 3)?;
             let fut = connect(lua, host, port, o)?;
             let lua = lua.clone();
-            Ok(async move { stream::into_lua(&lua, fut.await?) })
+            Ok(async move { stream::into_lua(&lua, Stream::new(fut.await?)) })
         })?,
     )?;
     tcp.set(
@@ -251,7 +259,7 @@ pub fn register(lua: &Lua, net: &LuaTable) -> LuaResult<()> {
             let timeout = args.timeout(3)?;
             let fut = connect(lua, host, port, ConnectOpts { timeout, ..Default::default() })?;
             let lua = lua.clone();
-            Ok(async move { stream::into_lua(&lua, fut.await?) })
+            Ok(async move { stream::into_lua(&lua, Stream::new(fut.await?)) })
         })?,
     )?;
     tcp.set("listen", func(lua, "net.tcp.listen", listen)?)?;
@@ -265,7 +273,7 @@ pub fn register(lua: &Lua, net: &LuaTable) -> LuaResult<()> {
             let fut = connect(lua, host, port, ConnectOpts { timeout: Some(timeout), ..Default::default() });
             Ok(async move {
                 Ok(match fut {
-                    Ok(f) => f.await.map(|s| s.0.close()).is_ok(),
+                    Ok(f) => f.await.is_ok(), // dropping the connection closes it
                     Err(_) => false,
                 })
             })

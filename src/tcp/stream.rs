@@ -7,6 +7,7 @@
 //! would wait does the Lua wrapper (`src/lua/stream.lua`) call the async `wait_*` twin.
 
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::future::poll_fn;
 use std::io;
 use std::rc::Rc;
@@ -14,27 +15,29 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use mlua::prelude::*;
-use tokio::io::ReadBuf;
 
 use crate::error::{Kind, NResult, NetError};
-use crate::io::Transport;
-use crate::export::{func, raw_async, register_type, Args};
+use crate::export::{func, register_type, Args};
+use crate::io::{Connection, Transport};
 
-/// Smallest read a syscall is given room for.
-const READ_CHUNK: usize = 16 * 1024;
-/// Largest room one fill reserves.
-const MAX_FILL: usize = 1024 * 1024;
-/// A line longer than this makes `read_line` raise `limit: ...` (the bytes stay buffered).
-pub const MAX_LINE: usize = 1024 * 1024;
-/// `read_all()` without a limit raises `limit: ...` once more than this arrived before the end of
-/// the stream (the bytes stay buffered); `read_all(n)` sets another limit for one call.
-pub const MAX_READ_ALL: usize = 64 * 1024 * 1024;
+use crate::io::read_buf::{self, Buffer, Step};
+pub use crate::io::read_buf::{ReadOp, MAX_READ_ALL};
+
+thread_local! {
+    /// Live stream userdata by address, for the raw fast paths (`fast.rs`) that get only the
+    /// userdata pointer from the Lua stack.
+    static STREAMS: RefCell<HashMap<usize, Rc<Inner>>> = RefCell::new(HashMap::new());
+}
+
+/// The stream whose userdata is at `addr`, if it is one.
+#[inline]
+pub fn lookup(addr: usize) -> Option<Rc<Inner>> {
+    STREAMS.with(|m| m.borrow().get(&addr).cloned())
+}
 
 pub struct Inner {
     io: RefCell<Option<Transport>>,
-    /// Buffered bytes are `rbuf[rpos..]`.
-    rbuf: RefCell<Vec<u8>>,
-    rpos: Cell<usize>,
+    rbuf: RefCell<Buffer>,
     eof: Cell<bool>,
     timeout: Cell<Option<Duration>>,
     /// `127.0.0.1:8080`, or the socket path for Unix streams.
@@ -54,7 +57,8 @@ pub struct Stream(pub Rc<Inner>, Cell<usize>);
 impl Drop for Stream {
     fn drop(&mut self) {
         if self.1.get() != 0 {
-            super::fast::unregister(self.1.get());
+            // Tolerant of thread teardown (the table may be gone already).
+            let _ = STREAMS.try_with(|m| m.borrow_mut().remove(&self.1.get()));
         }
     }
 }
@@ -63,7 +67,7 @@ impl crate::runtime::Parkable for Inner {
     fn poll_ready(&self, cx: &mut Context<'_>, write: bool) -> Poll<()> {
         let io = self.io.borrow();
         let Some(t) = io.as_ref() else { return Poll::Ready(()) }; // closed: the retry reports it
-        // TLS streams never park (see `parkable`): their readiness is not the socket's.
+                                                                   // TLS streams never park (see `parkable`): their readiness is not the socket's.
         let r = if write { t.poll_write_ready(cx) } else { t.poll_read_ready(cx) };
         drop(io);
         self.waiters.pending(cx, r.map(|_| ()))
@@ -85,18 +89,18 @@ pub fn into_lua(lua: &Lua, s: Stream) -> NResult<LuaAnyUserData> {
     let ud = lua.create_any_userdata(s).map_err(NetError::from)?;
     let addr = ud.to_pointer() as usize;
     ud.borrow::<Stream>().map_err(NetError::from)?.1.set(addr);
-    super::fast::register(addr, inner);
+    STREAMS.with(|m| m.borrow_mut().insert(addr, inner));
     Ok(ud)
 }
 
 impl Stream {
-    pub fn new(t: Transport, peer: String, local: String) -> Self {
+    pub fn new(c: Connection) -> Self {
+        let Connection { transport: t, peer, local } = c;
         let (unix, tls, alpn) = (t.is_unix(), t.is_tls(), t.alpn());
         Stream(
             Rc::new(Inner {
                 io: RefCell::new(Some(t)),
-                rbuf: RefCell::new(Vec::new()),
-                rpos: Cell::new(0),
+                rbuf: RefCell::new(Buffer::default()),
                 eof: Cell::new(false),
                 timeout: Cell::new(None),
                 peer,
@@ -111,17 +115,6 @@ impl Stream {
     }
 }
 
-/// What a read is waiting for.
-#[derive(Clone, Copy)]
-pub enum ReadOp {
-    Some(usize),
-    Line,
-    /// Everything up to the end of the stream, at most this many bytes.
-    All(usize),
-    Exact(usize),
-    U32,
-}
-
 /// A finished read: take `len` bytes from the buffer as the result, then drop `skip` more (the
 /// line ending); or end of stream.
 pub enum Done {
@@ -130,10 +123,6 @@ pub enum Done {
 }
 
 impl Inner {
-    fn buffered(&self) -> usize {
-        self.rbuf.borrow().len() - self.rpos.get()
-    }
-
     fn closed_error(&self, op: &str) -> NetError {
         NetError::closed(op, "connection")
     }
@@ -148,31 +137,14 @@ impl Inner {
     }
 
     /// Reads more bytes from the socket into the buffer. Ready(0) = end of stream.
+    #[inline]
     fn poll_fill(&self, cx: &mut Context<'_>, want: usize, op: &str) -> Poll<NResult<usize>> {
         let mut io = self.io.borrow_mut();
         let Some(t) = io.as_mut() else { return Poll::Ready(Err(self.closed_error(op))) };
-        let mut buf = self.rbuf.borrow_mut();
-        let pos = self.rpos.get();
-        if pos == buf.len() {
-            buf.clear();
-            self.rpos.set(0);
-        } else if pos > 0 && buf.capacity() - buf.len() < READ_CHUNK {
-            buf.drain(..pos);
-            self.rpos.set(0);
-        }
-        // Room for what the read wants, within bounds: read(1e9) must not reserve a gigabyte,
-        // and read_exact of a large size grows the buffer one megabyte per fill.
-        buf.reserve(want.clamp(READ_CHUNK, MAX_FILL));
-        let len = buf.len();
-        let spare = buf.spare_capacity_mut();
-        let mut rb = ReadBuf::uninit(spare);
-        match t.poll_read(cx, &mut rb) {
+        match self.rbuf.borrow_mut().fill(want, |rb| t.poll_read(cx, rb)) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(Err(e)) => Poll::Ready(Err(self.io_error(op, &e))),
-            Poll::Ready(Ok(())) => {
-                let n = rb.filled().len();
-                // SAFETY: poll_read initialised the first `n` bytes of the spare capacity.
-                unsafe { buf.set_len(len + n) };
+            Poll::Ready(Ok(n)) => {
                 if n == 0 {
                     self.eof.set(true);
                 }
@@ -181,36 +153,25 @@ impl Inner {
         }
     }
 
-    /// Advances a read as far as the buffer and the socket allow.
+    /// Advances a read as far as the buffer and the socket allow (the decisions are
+    /// `read_buf::step`'s).
     pub fn poll_read_op(&self, cx: &mut Context<'_>, op: ReadOp, name: &str) -> Poll<NResult<Done>> {
         if self.io.borrow().is_none() {
             return Poll::Ready(Err(self.closed_error(name)));
         }
         loop {
-            let avail = self.buffered();
-            match op {
-                ReadOp::Some(n) if avail > 0 => return Poll::Ready(Ok(Done::Take { len: avail.min(n), skip: 0 })),
-                ReadOp::Line => {
-                    let buf = self.rbuf.borrow();
-                    let data = &buf[self.rpos.get()..];
-                    if let Some(i) = data.iter().position(|&b| b == b'\n') {
-                        let cr = usize::from(i > 0 && data[i - 1] == b'\r');
-                        return Poll::Ready(Ok(Done::Take { len: i - cr, skip: 1 + cr }));
-                    }
-                    if self.eof.get() && avail > 0 {
-                        return Poll::Ready(Ok(Done::Take { len: avail, skip: 0 }));
-                    }
-                    if avail >= MAX_LINE {
-                        return Poll::Ready(Err(NetError::new(
-                            Kind::Limit,
-                            format!("read_line from {}: line longer than {MAX_LINE} bytes", self.peer),
-                        )));
-                    }
+            let step = read_buf::step(self.rbuf.borrow().available(), self.eof.get(), op);
+            let want = match step {
+                Step::Done { len, skip } => return Poll::Ready(Ok(Done::Take { len, skip })),
+                Step::Eof => return Poll::Ready(Ok(Done::Eof)),
+                Step::NeedMore { want } => want,
+                Step::LineTooLong { limit } => {
+                    return Poll::Ready(Err(NetError::new(
+                        Kind::Limit,
+                        format!("read_line from {}: line longer than {limit} bytes", self.peer),
+                    )))
                 }
-                ReadOp::Exact(n) if avail >= n => return Poll::Ready(Ok(Done::Take { len: n, skip: 0 })),
-                ReadOp::U32 if avail >= 4 => return Poll::Ready(Ok(Done::Take { len: 4, skip: 0 })),
-                ReadOp::All(_) if self.eof.get() => return Poll::Ready(Ok(Done::Take { len: avail, skip: 0 })),
-                ReadOp::All(limit) if avail > limit => {
+                Step::TooMuch { limit } => {
                     return Poll::Ready(Err(NetError::new(
                         Kind::Limit,
                         format!(
@@ -220,27 +181,12 @@ impl Inner {
                         ),
                     )))
                 }
-                _ => {}
-            }
-            if self.eof.get() {
-                // read_u32 at a clean end of stream is nil, like read; a torn value is an error.
-                let need = match op {
-                    ReadOp::Exact(n) => Some(n),
-                    ReadOp::U32 if avail > 0 => Some(4),
-                    _ => None,
-                };
-                return Poll::Ready(match need {
-                    Some(n) => Err(NetError::new(
+                Step::Torn { have, need } => {
+                    return Poll::Ready(Err(NetError::new(
                         Kind::Closed,
-                        format!("{name} from {}: connection closed after {avail} of {n} bytes", self.peer),
-                    )),
-                    None => Ok(Done::Eof),
-                });
-            }
-            let want = match op {
-                ReadOp::Some(n) => n,
-                ReadOp::Exact(n) => n - avail,
-                _ => READ_CHUNK,
+                        format!("{name} from {}: connection closed after {have} of {need} bytes", self.peer),
+                    )))
+                }
             };
             match self.poll_fill(cx, want, name) {
                 Poll::Pending => return Poll::Pending,
@@ -253,9 +199,7 @@ impl Inner {
     /// Consumes `len` bytes (the result) plus `skip` (a line ending) from the buffer and hands the
     /// result to `f`, which must not call into Lua (a finalizer could use this stream meanwhile).
     pub fn take<R>(&self, len: usize, skip: usize, f: impl FnOnce(&[u8]) -> R) -> R {
-        let pos = self.rpos.get();
-        self.rpos.set(pos + len + skip);
-        f(&self.rbuf.borrow()[pos..pos + len])
+        f(self.rbuf.borrow_mut().take(len, skip))
     }
 
     /// Turns a finished read into its Lua value and consumes the bytes.
@@ -306,15 +250,6 @@ impl Inner {
                 }
             },
         }
-    }
-
-    /// Takes the connection out of the stream (e.g. to speak WebSocket over it).
-    pub fn is_tls(&self) -> bool {
-        self.tls
-    }
-
-    pub fn take_transport(&self) -> Option<Transport> {
-        self.io.borrow_mut().take()
     }
 
     pub fn close(&self) {
@@ -369,7 +304,7 @@ fn read_op(args: &Args, which: &str) -> NResult<ReadOp> {
     })
 }
 
-fn wait_read(
+pub(super) fn wait_read(
     lua: &Lua,
     args: Args,
     which: &'static str,
@@ -398,7 +333,10 @@ fn write_data(args: &Args, which: &str) -> NResult<Vec<u8>> {
     args.bytes(2)
 }
 
-fn wait_write(args: Args, which: &'static str) -> NResult<impl std::future::Future<Output = NResult<usize>>> {
+pub(super) fn wait_write(
+    args: Args,
+    which: &'static str,
+) -> NResult<impl std::future::Future<Output = NResult<usize>>> {
     let s = this(&args)?;
     let data = write_data(&args, which)?;
     let mut off = args.opt_int_in(3, 0, data.len() as i64)?.unwrap_or(0) as usize;
@@ -422,40 +360,9 @@ fn addr_parts(addr: &str) -> (String, Option<u16>) {
     }
 }
 
-/// Registers the stream type: fast-path methods, plain methods and Lune's fields.
-pub fn register(lua: &Lua) -> LuaResult<()> {
-    let fast: LuaTable = crate::export::fast_paths(lua)?;
-    let method: LuaFunction = fast.get("method")?;
-    let methods = lua.create_table()?;
-
-    use super::fast;
-    let reads: [(&'static str, mlua::ffi::lua_CFunction); 5] = [
-        ("read", fast::read::<{ fast::READ }>),
-        ("read_line", fast::read::<{ fast::READ_LINE }>),
-        ("read_all", fast::read::<{ fast::READ_ALL }>),
-        ("read_exact", fast::read::<{ fast::READ_EXACT }>),
-        ("read_u32", fast::read::<{ fast::READ_U32 }>),
-    ];
-    for (which, try_fn) in reads {
-        let t = fast::with_pusher(lua, try_fn)?;
-        let w = raw_async(lua, which, move |lua, a| wait_read(lua, a, which))?;
-        // SAFETY: `park` reads its one argument and pushes a boolean (see fast.rs).
-        let park = unsafe { lua.create_c_function(fast::park::<false>)? };
-        methods.set(which, method.call::<LuaFunction>((t, w, park))?)?;
-    }
-    let writes: [(&'static str, mlua::ffi::lua_CFunction); 3] = [
-        ("write", fast::write::<{ fast::WRITE }>),
-        ("write_all", fast::write::<{ fast::WRITE_ALL }>),
-        ("write_u32", fast::write::<{ fast::WRITE_U32 }>),
-    ];
-    for (which, try_fn) in writes {
-        let t = fast::with_pusher(lua, try_fn)?;
-        let w = raw_async(lua, which, move |_, a| wait_write(a, which))?;
-        // SAFETY: as above.
-        let park = unsafe { lua.create_c_function(fast::park::<true>)? };
-        methods.set(which, method.call::<LuaFunction>((t, w, park))?)?;
-    }
-
+/// Registers the stream type: `methods` holds the read and write methods already (`fast.rs`
+/// builds them); the plain methods and Lune's fields are added here.
+pub fn register(lua: &Lua, methods: LuaTable) -> LuaResult<()> {
     methods.set(
         "flush",
         func(lua, "flush", |_, a| {

@@ -25,8 +25,8 @@ use tungstenite::protocol::frame::coding::{Control, Data, OpCode};
 use tungstenite::protocol::frame::FrameHeader;
 
 use super::deflate::{Deflater, InflateError, Inflater, Params};
-use crate::runtime::Waiters;
 use crate::io::Transport;
+use crate::runtime::Waiters;
 
 /// Close codes of RFC 6455 §7.4.1 used here.
 pub const PROTOCOL_ERROR: u16 = 1002;

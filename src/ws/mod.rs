@@ -14,20 +14,15 @@ pub mod fuzzing;
 mod handshake;
 pub mod socket;
 
-use std::cell::RefCell;
-use std::collections::VecDeque;
-use std::rc::{Rc, Weak};
-use std::task::Poll;
+use std::rc::Rc;
 use std::time::Duration;
 
 use mlua::prelude::*;
 
 use crate::error::{NResult, NetError};
 use crate::export::{async_func, func, register_type, userdata, Args, Opts};
-use crate::runtime::Waiters;
-use crate::tcp::handshakes::Handshakes;
-use crate::tcp::listener;
-use crate::tcp::stream::Stream;
+use crate::io::acceptor::{self, Acceptor, Handshake, Mode};
+use crate::io::Connection;
 use crate::tcp::{self as tcp, ConnectOpts};
 use socket::{Parts, WebSocket};
 
@@ -94,9 +89,7 @@ fn connect(lua: &Lua, a: Args) -> NResult<impl std::future::Future<Output = NRes
     let connecting = tcp::connect(lua, host, port, copts)?;
     let lua = lua.clone();
     let handshake = async move {
-        let stream = connecting.await?;
-        let (peer, local) = (stream.0.peer.clone(), stream.0.local.clone());
-        let mut io = stream.0.take_transport().ok_or_else(|| NetError::closed("connect", "connection"))?;
+        let Connection { transport: mut io, peer, local } = connecting.await?;
         let req =
             handshake::ClientRequest { url: &parsed, protocols: &protocols, headers: &headers, compress: lim.compress };
         let agreed = handshake::client(&mut io, req).await?;
@@ -115,94 +108,73 @@ fn connect(lua: &Lua, a: Args) -> NResult<impl std::future::Future<Output = NRes
     })
 }
 
-/// A WebSocket server: a TCP (or TLS) listener whose connections are upgraded in the
+/// A WebSocket server: a TCP (or TLS) acceptor whose connections are upgraded in the
 /// background; `accept` hands out the ones that finished (a client that fails its handshake is
 /// dropped: one bad client is not an error of the server, nor does a slow one hold up others).
-pub struct Server(Rc<ServerInner>);
+pub struct Server(Rc<Acceptor<WebSocket>>);
 
-struct ServerInner {
-    listener: Rc<listener::Inner>,
-    config: Rc<handshake::ServerConfig>,
-    max: usize,
-    ready: RefCell<VecDeque<WebSocket>>,
-    waiters: Waiters,
-    /// Upgrades in progress: closing the server (or collecting it) ends them.
-    upgrades: Rc<Handshakes>,
-}
-
-impl Drop for ServerInner {
-    fn drop(&mut self) {
-        self.upgrades.abort_all();
-    }
-}
-
-fn server_this(a: &Args, op: &str) -> NResult<Rc<ServerInner>> {
+fn server_this(a: &Args, op: &str) -> NResult<Rc<Acceptor<WebSocket>>> {
     let s = a.this::<Server>("websocket server")?.0.clone();
-    if s.listener.is_closed() && op != "close" {
+    if s.is_closed() && op != "close" {
         return Err(NetError::closed(op, "websocket server"));
     }
     Ok(s)
 }
 
-/// Upgrades one accepted connection in the background; the result goes to `ready`. The task
-/// holds the server weakly: an upgrade in progress does not keep a dropped server alive.
-fn start_upgrade(server: &Rc<ServerInner>, stream: Stream) {
-    let (peer, local) = (stream.0.peer.clone(), stream.0.local.clone());
-    let tls = stream.0.is_tls();
-    let Some(mut io) = stream.0.take_transport() else { return };
-    let weak: Weak<ServerInner> = Rc::downgrade(server);
-    let (config, max) = (server.config.clone(), server.max);
-    server.upgrades.spawn(io.raw_fd(), async move {
-        let hs = handshake::server(&mut io, &config, &peer);
-        let Ok(Ok(agreed)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, hs).await else { return };
-        let Some(s) = weak.upgrade().filter(|s| !s.listener.is_closed()) else { return };
-        let conn = conn::Conn::new(io, false, max, agreed.deflate, agreed.leftover);
-        let parts = Parts { conn, tls, peer, local, subprotocol: agreed.subprotocol, extensions: agreed.extensions };
-        s.ready.borrow_mut().push_back(WebSocket::new(parts));
-        s.waiters.wake_all();
-    });
-}
-
-async fn accept(lua: Lua, s: Rc<ServerInner>) -> NResult<LuaAnyUserData> {
-    let next = |cx: &mut std::task::Context<'_>, st: &mut listener::AcceptState| loop {
-        if let Some(ws) = s.ready.borrow_mut().pop_front() {
-            return Poll::Ready(Ok(ws));
-        }
-        match listener::poll_accept(&s.listener, cx, st) {
-            Poll::Ready(Ok(stream)) => start_upgrade(&s, stream),
-            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-            Poll::Pending => return s.waiters.pending(cx, Poll::Pending),
-        }
-    };
-    let ws = listener::accept_with(&s.listener, next).await?;
-    userdata(&lua, ws)
+/// The server's handshake: TLS first on a `wss` server, then the upgrade, each with its bound.
+fn upgrade_step(
+    tls: Option<Rc<crate::tls::Server>>,
+    config: Rc<handshake::ServerConfig>,
+    max: usize,
+) -> Handshake<WebSocket> {
+    Rc::new(move |conn: Connection| {
+        let (tls, config) = (tls.clone(), config.clone());
+        Box::pin(async move {
+            let conn = match &tls {
+                Some(server) => acceptor::tls_step(server, conn).await?,
+                None => conn,
+            };
+            let Connection { mut transport, peer, local } = conn;
+            let hs = handshake::server(&mut transport, &config, &peer);
+            let agreed = acceptor::bounded(HANDSHAKE_TIMEOUT, "websocket handshake from", &peer, hs).await?;
+            let tls = transport.is_tls();
+            let conn = conn::Conn::new(transport, false, max, agreed.deflate, agreed.leftover);
+            Ok(WebSocket::new(Parts {
+                conn,
+                tls,
+                peer,
+                local,
+                subprotocol: agreed.subprotocol,
+                extensions: agreed.extensions,
+            }))
+        })
+    })
 }
 
 pub fn register(lua: &Lua, net: &LuaTable) -> LuaResult<()> {
     socket::register(lua)?;
     let methods = lua.create_table()?;
-    methods.set("accept", async_func(lua, "accept", |lua, a| Ok(accept(lua.clone(), server_this(&a, "accept")?)))?)?;
     methods.set(
-        "local_addr",
-        func(lua, "local_addr", |_, a| Ok(server_this(&a, "local_addr")?.listener.local.clone()))?,
+        "accept",
+        async_func(lua, "accept", |lua, a| {
+            let s = server_this(&a, "accept")?;
+            let lua = lua.clone();
+            Ok(async move { userdata(&lua, s.accept().await?) })
+        })?,
     )?;
+    methods.set("local_addr", func(lua, "local_addr", |_, a| Ok(server_this(&a, "local_addr")?.local.clone()))?)?;
     methods.set(
         "set_timeout",
         func(lua, "set_timeout", |_, a| {
             let t = a.timeout(2)?;
-            server_this(&a, "set_timeout")?.listener.set_timeout(t);
+            server_this(&a, "set_timeout")?.set_timeout(t);
             Ok(())
         })?,
     )?;
     methods.set(
         "close",
         func(lua, "close", |_, a| {
-            let s = server_this(&a, "close")?;
-            s.listener.close();
-            s.upgrades.abort_all();
-            let upgraded = std::mem::take(&mut *s.ready.borrow_mut());
-            drop(upgraded);
-            s.waiters.wake_all();
+            server_this(&a, "close")?.close();
             Ok(())
         })?,
     )?;
@@ -211,12 +183,12 @@ pub fn register(lua: &Lua, net: &LuaTable) -> LuaResult<()> {
         "port",
         lua.create_function(|_, ud: LuaAnyUserData| {
             let s = ud.borrow::<Server>()?;
-            Ok(s.0.listener.local.parse::<std::net::SocketAddr>().map(|a| a.port()).ok())
+            Ok(s.0.local.parse::<std::net::SocketAddr>().map(|a| a.port()).ok())
         })?,
     )?;
     register_type::<Server>(lua, methods, Some(getters), |s| {
-        let closed = if s.0.listener.is_closed() { ", closed" } else { "" };
-        format!("ws.server{{{}{closed}}}", s.0.listener.local)
+        let closed = if s.0.is_closed() { ", closed" } else { "" };
+        format!("ws.server{{{}{closed}}}", s.0.local)
     })?;
 
     let ws = lua.create_table()?;
@@ -226,18 +198,12 @@ pub fn register(lua: &Lua, net: &LuaTable) -> LuaResult<()> {
     ws.set(
         "listen",
         func(lua, "net.ws.listen", |lua, a| {
-            let (l, o) = tcp::bind_listener(lua, &a)?;
-            let protocols = o.strings("protocols")?;
-            let lim = limits(&o)?;
-            let server = ServerInner {
-                listener: l.0.clone(),
-                config: Rc::new(handshake::ServerConfig { protocols, compress: lim.compress }),
-                max: lim.max,
-                ready: RefCell::default(),
-                waiters: Waiters::default(),
-                upgrades: Rc::default(),
-            };
-            userdata(lua, Server(Rc::new(server)))
+            let b = tcp::bind_listener(lua, &a)?;
+            let protocols = b.opts.strings("protocols")?;
+            let lim = limits(&b.opts)?;
+            let config = Rc::new(handshake::ServerConfig { protocols, compress: lim.compress });
+            let mode = Mode::Background(upgrade_step(b.tls, config, lim.max));
+            userdata(lua, Server(Acceptor::new(b.sock, b.local, mode, b.max_connections)))
         })?,
     )?;
     net.set("ws", ws)?;
