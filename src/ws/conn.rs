@@ -2,8 +2,8 @@
 //! put together from fragments, automatic pongs, the close handshake, limits, and
 //! permessage-deflate (RFC 7692) on data messages.
 //!
-//! Frame headers are parsed and written by tungstenite's `FrameHeader`; everything above that
-//! is here because tungstenite's own reader refuses compressed frames (RSV1).
+//! Frame headers are written by tungstenite's `FrameHeader` and read (and checked) by `frame.rs`;
+//! everything above that is here because tungstenite's own reader refuses compressed frames (RSV1).
 //!
 //! Reading and writing have separate state, each borrowed only inside one poll, so one task can
 //! wait in `recv` while another sends (Lune #66). Writes go through a queue: a send from a task
@@ -16,7 +16,6 @@
 //! `MAX_QUEUED` waits to be written, nothing more is read from the peer.
 
 use std::cell::{Cell, RefCell};
-use std::io::Cursor;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
@@ -25,6 +24,7 @@ use tungstenite::protocol::frame::coding::{Control, Data, OpCode};
 use tungstenite::protocol::frame::FrameHeader;
 
 use super::deflate::{Deflater, InflateError, Inflater, Params};
+use super::frame::{self, Rules};
 use crate::io::Transport;
 use crate::runtime::Waiters;
 
@@ -113,8 +113,9 @@ pub struct Conn {
     wr: RefCell<Writer>,
     /// Client side: frames we send are masked, frames we get must not be.
     client: bool,
+    /// What the peer's frames must keep to (`frame.rs`).
+    rules: Rules,
     max: usize,
-    deflate: bool,
     /// A flush is promised (by the task that queued, or a background flusher).
     flush_pending: Cell<bool>,
     /// We queued a close frame: no data may follow it.
@@ -171,8 +172,8 @@ impl Conn {
                 pong_at: None,
             }),
             client,
+            rules: Rules { client, deflate: deflate.is_some(), max },
             max,
-            deflate: deflate.is_some(),
             flush_pending: Cell::new(false),
             sent_close: Cell::new(false),
             finished: Cell::new(false),
@@ -310,12 +311,7 @@ impl Conn {
     /// A whole frame is buffered already: the next read will not wait.
     pub fn input_pending(&self) -> bool {
         let rd = self.rd.borrow();
-        let avail = &rd.buf[rd.pos..];
-        let mut cur = Cursor::new(avail);
-        match FrameHeader::parse(&mut cur) {
-            Ok(Some((_, len))) => (avail.len() as u64).saturating_sub(cur.position()) >= len,
-            _ => false,
-        }
+        frame::complete(&rd.buf[rd.pos..])
     }
 
     /// Writes what is queued if the socket takes it now; what it does not take is left to the
@@ -445,29 +441,11 @@ impl Conn {
         let rd = &mut *rd;
         loop {
             let avail = &rd.buf[rd.pos..];
-            let mut cur = Cursor::new(avail);
-            let Some((h, len)) = FrameHeader::parse(&mut cur).map_err(|e| Error::Protocol(e.to_string()))? else {
+            let Some(h) = frame::parse(avail, &self.rules, rd.frag.len())? else {
                 return Ok(None);
             };
-            let head = cur.position() as usize;
-            let control = matches!(h.opcode, OpCode::Control(_));
-            if h.rsv2 || h.rsv3 {
-                return Err(Error::Protocol("reserved bits set in a frame".into()));
-            }
-            if h.rsv1 && (control || !self.deflate || h.opcode == OpCode::Data(Data::Continue)) {
-                return Err(Error::Protocol("RSV1 set without permessage-deflate".into()));
-            }
-            if self.client == h.mask.is_some() {
-                let who = if self.client { "masked frame from the server" } else { "unmasked frame from a client" };
-                return Err(Error::Protocol(who.into()));
-            }
-            if control && (!h.is_final || len > 125) {
-                return Err(Error::Protocol("control frame fragmented or over 125 bytes".into()));
-            }
-            if len.saturating_add(rd.frag.len() as u64) > self.max as u64 {
-                return Err(Error::TooBig(format!("message over max_message_size ({} bytes)", self.max)));
-            }
-            let total = head + len as usize;
+            let (head, len) = (h.head_len, h.payload_len);
+            let total = h.total();
             if avail.len() < total {
                 let missing = total - avail.len();
                 // The frames before this one are read: drop them first, or a stream of small
@@ -483,11 +461,11 @@ impl Conn {
             }
             let start = rd.pos + head;
             rd.pos += total;
-            let payload = &mut rd.buf[start..start + len as usize];
+            let payload = &mut rd.buf[start..start + len];
             if let Some(key) = h.mask {
                 mask(payload, key);
             }
-            let payload = &rd.buf[start..start + len as usize];
+            let payload = &rd.buf[start..start + len];
             let data = match h.opcode {
                 OpCode::Control(Control::Ping) => return Ok(Some(Message::Ping(payload.to_vec()))),
                 OpCode::Control(Control::Pong) => return Ok(Some(Message::Pong(payload.to_vec()))),
@@ -503,7 +481,7 @@ impl Conn {
                         return Err(Error::Protocol("continuation frame without a message".into()));
                     }
                     rd.frag.extend_from_slice(payload);
-                    if !h.is_final {
+                    if !h.fin {
                         continue;
                     }
                     std::mem::take(&mut rd.frag)
@@ -513,7 +491,7 @@ impl Conn {
                         return Err(Error::Protocol("new message inside a fragmented one".into()));
                     }
                     rd.frag_kind = Some((d == Data::Text, h.rsv1));
-                    if !h.is_final {
+                    if !h.fin {
                         rd.frag.extend_from_slice(payload);
                         continue;
                     }

@@ -145,7 +145,8 @@ pub fn server_handshake(
         let server = async move {
             let r = handshake::server(&mut ours, &cfg, "fuzz").await;
             drop(ours);
-            r.map(|a| (a.subprotocol, a.extensions, a.deflate.is_some(), a.leftover.len())).map_err(|e| e.to_string())
+            r.map(|u| (u.agreed.subprotocol, u.agreed.extensions, u.agreed.deflate.is_some(), u.agreed.leftover.len()))
+                .map_err(|e| e.to_string())
         };
         let (agreed, (), answer) = tokio::join!(server, peer_writes, peer_reads);
         (answer, agreed)

@@ -9,9 +9,10 @@
 
 mod conn;
 mod deflate;
+mod frame;
 #[doc(hidden)]
 pub mod fuzzing;
-mod handshake;
+pub mod handshake;
 pub mod socket;
 
 use std::rc::Rc;
@@ -24,6 +25,7 @@ use crate::export::{async_func, func, register_type, userdata, Args, Opts};
 use crate::io::acceptor::{self, Acceptor, Handshake, Mode};
 use crate::io::Connection;
 use crate::tcp::{self as tcp, ConnectOpts};
+use handshake::Agreed;
 use socket::{Parts, WebSocket};
 
 pub const DEFAULT_MAX_MESSAGE: usize = 16 * 1024 * 1024;
@@ -93,10 +95,7 @@ fn connect(lua: &Lua, a: Args) -> NResult<impl std::future::Future<Output = NRes
         let req =
             handshake::ClientRequest { url: &parsed, protocols: &protocols, headers: &headers, compress: lim.compress };
         let agreed = handshake::client(&mut io, req).await?;
-        let conn = conn::Conn::new(io, true, lim.max, agreed.deflate, agreed.leftover);
-        let parts =
-            Parts { conn, tls: secure, peer, local, subprotocol: agreed.subprotocol, extensions: agreed.extensions };
-        userdata(&lua, WebSocket::new(parts))
+        userdata(&lua, upgraded(Connection { transport: io, peer, local }, true, lim.max, agreed, None))
     };
     Ok(async move {
         match timeout {
@@ -105,6 +104,24 @@ fn connect(lua: &Lua, a: Args) -> NResult<impl std::future::Future<Output = NRes
                 .await
                 .map_err(|_| NetError::timeout("websocket connect to", &url, d))?,
         }
+    })
+}
+
+/// A WebSocket over a connection whose upgrade is done: `agreed` says what the handshake
+/// negotiated (its `leftover` are bytes read past the HTTP head: the first frames), `request` is
+/// a server's kept request head (`ws.path`, `ws.query`, `ws.headers`). Whoever did the upgrade
+/// (our own `handshake.rs`, or an HTTP server answering 101 itself) hands the raw transport here.
+pub fn upgraded(c: Connection, client: bool, max: usize, agreed: Agreed, request: Option<Box<[u8]>>) -> WebSocket {
+    let tls = c.transport.is_tls();
+    let conn = conn::Conn::new(c.transport, client, max, agreed.deflate, agreed.leftover);
+    WebSocket::new(Parts {
+        conn,
+        tls,
+        peer: c.peer,
+        local: c.local,
+        subprotocol: agreed.subprotocol,
+        extensions: agreed.extensions,
+        request,
     })
 }
 
@@ -134,19 +151,10 @@ fn upgrade_step(
                 Some(server) => acceptor::tls_step(server, conn).await?,
                 None => conn,
             };
-            let Connection { mut transport, peer, local } = conn;
-            let hs = handshake::server(&mut transport, &config, &peer);
-            let agreed = acceptor::bounded(HANDSHAKE_TIMEOUT, "websocket handshake from", &peer, hs).await?;
-            let tls = transport.is_tls();
-            let conn = conn::Conn::new(transport, false, max, agreed.deflate, agreed.leftover);
-            Ok(WebSocket::new(Parts {
-                conn,
-                tls,
-                peer,
-                local,
-                subprotocol: agreed.subprotocol,
-                extensions: agreed.extensions,
-            }))
+            let mut conn = conn;
+            let hs = handshake::server(&mut conn.transport, &config, &conn.peer);
+            let up = acceptor::bounded(HANDSHAKE_TIMEOUT, "websocket handshake from", &conn.peer, hs).await?;
+            Ok(upgraded(conn, false, max, up.agreed, Some(up.head)))
         })
     })
 }

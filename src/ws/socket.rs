@@ -45,6 +45,9 @@ pub struct Inner {
     local: String,
     subprotocol: Option<String>,
     extensions: Option<String>,
+    /// A server-side connection's upgrade request head, as received (parsed again on access of
+    /// `path`, `query`, `headers`: keeping the bytes costs an idle connection less than fields).
+    request: Option<Box<[u8]>>,
     /// `closeCode`: ours after a local close, else the peer's, 1005 / 1006 as the spec says.
     close_code: Cell<Option<u16>>,
     /// The connection is over: `recv` returns nil from now on.
@@ -69,6 +72,8 @@ pub struct Parts {
     pub local: String,
     pub subprotocol: Option<String>,
     pub extensions: Option<String>,
+    /// The upgrade request head (server side).
+    pub request: Option<Box<[u8]>>,
 }
 
 impl WebSocket {
@@ -81,6 +86,7 @@ impl WebSocket {
             local: p.local,
             subprotocol: p.subprotocol,
             extensions: p.extensions,
+            request: p.request,
             close_code: Cell::new(None),
             ended: Cell::new(false),
             closing: Cell::new(false),
@@ -390,6 +396,19 @@ fn try_recv(lua: &Lua, a: Args, data_only: bool) -> LuaResult<LuaMultiValue> {
     }
 }
 
+/// A field read from the kept upgrade request; nil on a client-side connection.
+fn request_field(
+    lua: &Lua,
+    ud: &LuaAnyUserData,
+    f: impl FnOnce(&Lua, super::handshake::RequestView<'_>) -> LuaResult<LuaValue>,
+) -> LuaResult<LuaValue> {
+    let ws = ud.borrow::<WebSocket>()?.0.clone();
+    let Some(head) = &ws.request else { return Ok(LuaValue::Nil) };
+    let mut out = Ok(LuaValue::Nil);
+    super::handshake::view_request(head, |v| out = f(lua, v));
+    out
+}
+
 pub fn register(lua: &Lua) -> LuaResult<()> {
     let fast: LuaTable = crate::export::fast_paths(lua)?;
     let varargs: LuaFunction = fast.get("varargs")?;
@@ -480,6 +499,40 @@ pub fn register(lua: &Lua) -> LuaResult<()> {
     getters.set(
         "extensions",
         lua.create_function(|_, ud: LuaAnyUserData| Ok(ud.borrow::<WebSocket>()?.0.extensions.clone()))?,
+    )?;
+    // The upgrade request of a server-side connection (nil on a client).
+    getters.set(
+        "path",
+        lua.create_function(|lua, ud: LuaAnyUserData| {
+            request_field(lua, &ud, |lua, v| Ok(LuaValue::String(lua.create_string(v.path)?)))
+        })?,
+    )?;
+    getters.set(
+        "query",
+        lua.create_function(|lua, ud: LuaAnyUserData| {
+            request_field(lua, &ud, |lua, v| match v.query {
+                Some(q) => Ok(LuaValue::String(lua.create_string(q)?)),
+                None => Ok(LuaValue::Nil),
+            })
+        })?,
+    )?;
+    getters.set(
+        "headers",
+        lua.create_function(|lua, ud: LuaAnyUserData| {
+            request_field(lua, &ud, |lua, v| {
+                // Lower-case names; a repeated header's values joined by ", " (RFC 9110 §5.3).
+                let t = lua.create_table()?;
+                for (name, value) in v.headers {
+                    let name = name.to_ascii_lowercase();
+                    let joined = match t.raw_get::<Option<LuaString>>(name.as_str())? {
+                        None => lua.create_string(value)?,
+                        Some(prev) => lua.create_string([&prev.as_bytes()[..], b", ", value].concat())?,
+                    };
+                    t.raw_set(name, joined)?;
+                }
+                Ok(LuaValue::Table(t))
+            })
+        })?,
     )?;
     register_type::<WebSocket>(lua, methods, Some(getters), |w| {
         let state = if w.0.ended.get() || w.0.closing.get() { ", closed" } else { "" };
