@@ -78,6 +78,36 @@ asyncio.run(main())
   end)
 end)
 
+describe("upgrade refusals", function()
+  -- The answer net.ws.listen gives a raw request (read up to the end of its head).
+  local function answer(request)
+    local server = s.track(net.ws.listen("127.0.0.1", 0))
+    s.go(function() pcall(server.accept, server) end)
+    local c = s.connect(server.port)
+    c:write(request)
+    local lines = {}
+    repeat
+      local line = c:read_line()
+      lines[#lines + 1] = line
+    until line == nil or line == ""
+    return table.concat(lines, "\n")
+  end
+  local function request(version, key)
+    return "GET / " .. version .. "\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+      .. "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: " .. key .. "\r\n\r\n"
+  end
+
+  it("answers 101 to a valid request", function()
+    assert.matches("^HTTP/1%.1 101 ", answer(request("HTTP/1.1", "dGhlIHNhbXBsZSBub25jZQ==")))
+  end)
+
+  it("refuses a key that is not 16 bytes in base64, and HTTP/1.0, with 400", function()
+    assert.matches("^HTTP/1%.1 400 ", answer(request("HTTP/1.1", "not-a-key")))
+    assert.matches("^HTTP/1%.1 400 ", answer(request("HTTP/1.1", "dGhlIHNhbXBsZSBub25jZQ")))
+    assert.matches("^HTTP/1%.1 400 ", answer(request("HTTP/1.0", "dGhlIHNhbXBsZSBub25jZQ==")))
+  end)
+end)
+
 describe("max_connections", function()
   it("stops taking connections while that many are in a handshake, until one ends", function()
     local server = s.track(net.ws.listen("127.0.0.1", 0, { max_connections = 1 }))

@@ -108,7 +108,7 @@ impl Rejection {
 
     /// The reason phrase and any header the status calls for (426 names the version we speak,
     /// 405 the method we take).
-    pub fn extra_headers(&self) -> (&'static str, &'static [(&'static str, &'static str)]) {
+    pub fn phrase_and_headers(&self) -> (&'static str, &'static [(&'static str, &'static str)]) {
         match self.status {
             426 => ("Upgrade Required", &[("Sec-WebSocket-Version", "13")]),
             405 => ("Method Not Allowed", &[("Allow", "GET")]),
@@ -175,7 +175,7 @@ pub fn switching_protocols(n: &Negotiated) -> String {
 
 /// A refusal as bytes on the wire: the status, and the reason as a plain-text body.
 pub fn refusal(r: &Rejection) -> String {
-    let (phrase, extra) = r.extra_headers();
+    let (phrase, extra) = r.phrase_and_headers();
     let mut out = format!("HTTP/1.1 {} {phrase}\r\nConnection: close\r\n", r.status);
     for (k, v) in extra {
         out.push_str(&format!("{k}: {v}\r\n"));
@@ -470,7 +470,7 @@ mod tests {
         assert_eq!(status(&without("sec-websocket-version")), 426);
         let r = run("GET", true, &with("Sec-WebSocket-Version", b"8"), &cfg(&[], true)).unwrap_err();
         assert_eq!(r.status, 426);
-        assert_eq!(r.extra_headers().1, &[("Sec-WebSocket-Version", "13")]);
+        assert_eq!(r.phrase_and_headers().1, &[("Sec-WebSocket-Version", "13")]);
         assert!(refusal(&r).contains("\r\nSec-WebSocket-Version: 13\r\n"));
     }
 
