@@ -1,13 +1,16 @@
-//! Error kinds and their messages (design §4).
+//! Error kinds and their messages (docs/api.md, "Errors").
 //!
 //! Every failure a Lua script can see is a `NetError`: a stable kind word plus a sentence naming
 //! the operation and the peer. It reaches Lua as a plain string (`"refused: connect to
 //! 127.0.0.1:9 (connection refused)"`), never as userdata, so scripts can `match` and concatenate
 //! it. Argument errors have no kind word and read like Lua's own (`bad argument #1 to ...`).
 
+use std::ffi::c_void;
 use std::fmt;
 use std::io;
 use std::time::Duration;
+
+use mlua::prelude::*;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -152,5 +155,30 @@ mod tests {
     fn timeouts_say_how_long() {
         let e = NetError::timeout("read from", "127.0.0.1:8080", Duration::from_millis(100));
         assert_eq!(e.to_string(), "timeout: read from 127.0.0.1:8080 timed out after 100 ms");
+    }
+}
+
+// ---- The error protocol between Rust functions and their Lua wrappers (docs/internals.md,
+// "Errors"). It lives here so that the loop (`runtime`) needs nothing from `export`.
+
+static FAIL_TAG: u8 = 0;
+static PENDING_TAG: u8 = 0;
+
+/// Returned first by a raw function that failed; the Lua wrapper raises the message after it.
+pub fn fail_tag() -> LuaLightUserData {
+    LuaLightUserData(&FAIL_TAG as *const u8 as *mut c_void)
+}
+
+/// Returned by a synchronous fast path that would have to wait; the Lua wrapper then calls the
+/// async slow path.
+pub fn pending_tag() -> LuaLightUserData {
+    LuaLightUserData(&PENDING_TAG as *const u8 as *mut c_void)
+}
+
+/// Converts a result into what the Lua wrapper expects: the values, or `FAIL, message`.
+pub fn to_lua<R: IntoLuaMulti>(lua: &Lua, r: NResult<R>) -> LuaResult<LuaMultiValue> {
+    match r {
+        Ok(v) => v.into_lua_multi(lua),
+        Err(e) => (fail_tag(), e.to_string()).into_lua_multi(lua),
     }
 }

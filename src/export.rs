@@ -1,6 +1,6 @@
 //! How Rust functions become Lua functions: argument checks, the error protocol, method tables.
 //!
-//! mlua raises Rust errors as userdata, but design §4 wants plain strings that scripts can
+//! mlua raises Rust errors as userdata, but scripts need plain strings that scripts can
 //! `match`. So a Rust function never fails through mlua: on error it *returns* the sentinel
 //! `FAIL` followed by the message, and a one-line Lua wrapper (`src/lua/prelude.lua`) turns that
 //! into `error(msg, 0)`. Every Lua-visible function goes through [`func`] or [`async_func`].
@@ -18,30 +18,9 @@ use mlua::prelude::*;
 
 use crate::error::{NResult, NetError};
 // Options and durations live in `options.rs`; re-exported for the callers that take them from here.
+pub use crate::error::{fail_tag, pending_tag, to_lua};
 pub use crate::options::{timeout_value, Opts};
 use crate::runtime;
-
-static FAIL_TAG: u8 = 0;
-static PENDING_TAG: u8 = 0;
-
-/// Returned first by a raw function that failed; the Lua wrapper raises the message after it.
-pub fn fail_tag() -> LuaLightUserData {
-    LuaLightUserData(&FAIL_TAG as *const u8 as *mut c_void)
-}
-
-/// Returned by a synchronous fast path that would have to wait; the Lua wrapper then calls the
-/// async slow path.
-pub fn pending_tag() -> LuaLightUserData {
-    LuaLightUserData(&PENDING_TAG as *const u8 as *mut c_void)
-}
-
-/// Converts a result into what the Lua wrapper expects: the values, or `FAIL, message`.
-pub fn to_lua<R: IntoLuaMulti>(lua: &Lua, r: NResult<R>) -> LuaResult<LuaMultiValue> {
-    match r {
-        Ok(v) => v.into_lua_multi(lua),
-        Err(e) => (fail_tag(), e.to_string()).into_lua_multi(lua),
-    }
-}
 
 /// The Lua helpers from the prelude, kept for the life of the state.
 pub struct Glue {
@@ -118,8 +97,8 @@ where
     glue(lua)?.wrap.call(raw)
 }
 
-/// A Lua function backed by an operation that may wait (design §3, "one function, three
-/// behaviours"). `prepare` runs synchronously on the caller's coroutine.
+/// A Lua function backed by an operation that may wait (docs/internals.md, "Three behaviours of
+/// a waiting call"). `prepare` runs synchronously on the caller's coroutine.
 pub fn async_func<R, Fut, F>(lua: &Lua, name: &'static str, prepare: F) -> LuaResult<LuaFunction>
 where
     R: IntoLuaMulti + 'static,

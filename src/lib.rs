@@ -1,9 +1,10 @@
 //! `net`: TCP, UDP, DNS, TLS and WebSocket (and soon HTTP) for stock Lua 5.4 and LuaJIT.
 //!
-//! `luaopen_net` assembles the module table from one area per file (design §6): the loop in
-//! `runtime/`, sockets in `tcp/`, `udp.rs`, `unix.rs`, names in `dns.rs`, utilities in `json.rs`
-//! and `url.rs`, WebSocket in `ws/` with its Wippy facade in `lua/websocket.lua`. `export.rs` is
-//! the glue that turns Rust functions into Lua functions. `luaopen_net_websocket` is the second
+//! `luaopen_net` assembles the module table from one area per file (README, "Layout"): the loop in
+//! `runtime/`, sockets in `tcp/` over the transport and acceptor of `io/`, `udp.rs`, `unix.rs`,
+//! names in `dns.rs`, utilities in `json.rs` and `url.rs`, WebSocket in `ws/` with its Wippy
+//! facade in `lua/websocket.lua`. `export.rs` is the glue that turns Rust functions into Lua
+//! functions, `options.rs` reads option tables. `luaopen_net_websocket` is the second
 //! entry point of the same library, for `require("net.websocket")`.
 
 pub mod dns;
@@ -64,7 +65,8 @@ fn net(lua: &Lua) -> LuaResult<LuaTable> {
     Ok(net)
 }
 
-/// The Wippy WebSocket facade (seed 003): thin Lua over `net.ws`, `net.spawn` and `net.channel`.
+/// The Wippy-style WebSocket facade (docs/api.md, "WebSocket, Wippy facade"): thin Lua over
+/// `net.ws`, `net.spawn` and `net.channel`.
 /// It is built with the module so that `net.websocket` and `require("net.websocket")` are one
 /// table. The chunk also gets `duration_ms`, the core's own parser of timeouts (milliseconds or
 /// `"1m30s"`), so the facade reads durations exactly as every other `net` call does.

@@ -1,6 +1,6 @@
 -- The Lua side of the glue between Rust and scripts (see src/export.rs).
 -- Rust functions report failure by returning FAIL followed by the message; `wrap` turns that into
--- a plain string error (design §4). Loaded once per Lua state; returns the helpers Rust keeps.
+-- a plain string error (docs/internals.md, "Errors"). Loaded once per Lua state; returns the helpers Rust keeps.
 local FAIL, POLL_PENDING = ...
 local error, select, type = error, select, type
 

@@ -1,4 +1,5 @@
--- Fast paths for stream and socket methods (design §3): each method first calls a synchronous
+-- Fast paths for stream and socket methods (docs/internals.md, "Fast paths
+-- and finalizers"): each method first calls a synchronous
 -- Rust function that answers at once when it can (data already buffered, socket writable), and
 -- only when that would wait calls the async version, which yields the task or blocks the caller.
 local FAIL, PENDING, POLL_PENDING, resumed, FOREIGN_RESUME = ...
@@ -9,7 +10,7 @@ local fast = {}
 -- method(self, a) -> one value. `try` returns the value, or PENDING plus a hint for the next
 -- attempt (how many bytes a write already sent), or FAIL plus the message. When it would wait, a
 -- task parks on the socket's readiness and yields to its driver (`park`, cheap); anywhere else, or
--- with a timeout set, the async `wait` does the waiting (it blocks or yields as design §3 says).
+-- with a timeout set, the async `wait` does the waiting (it blocks or yields: docs/internals.md, "Three behaviours").
 -- A coroutine that cannot yield (e.g. inside a table.sort comparator) must not park: the park
 -- would outlive the failed yield. After the yield, `resumed()` checks that the task's driver, not
 -- someone holding the coroutine, resumed it.

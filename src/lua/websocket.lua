@@ -1,10 +1,12 @@
--- The Wippy WebSocket facade (seed 003): `require("net.websocket")`, also `net.websocket`.
+-- The Wippy-style WebSocket facade (docs/api.md, "WebSocket, Wippy facade"):
+-- `require("net.websocket")`, also `net.websocket`.
 --
 -- Thin Lua over the core. `net.ws.connect` does the handshake, framing and automatic pongs; per
 -- client, a reader task pushes every message into a `net.channel`, and a keeper task (only when
 -- ping_interval or read_timeout is set) sends pings and ends a connection that went quiet.
--- Unlike the core, which raises (design §4), this facade returns `nil, err` / `false, err`, as its
--- seed says; it raises only for arguments of the wrong Lua type, which are bugs in the caller.
+-- Unlike the core, which raises (docs/api.md, "Errors"), this facade returns `nil, err` /
+-- `false, err`, as its original API does; it raises only for arguments of the wrong Lua type,
+-- which are bugs in the caller.
 -- Loaded once per Lua state by src/lib.rs with `net` and the core's duration parser.
 local net, duration_ms = ...
 local error, type, pcall, tostring, setmetatable, rawget = error, type, pcall, tostring, setmetatable, rawget

@@ -1,6 +1,6 @@
 //! Channels between tasks: `net.channel([capacity])` with `send`, `receive`, `close`.
 //!
-//! Values wait in the Lua registry (never as mlua references, design §3). `net.channel()` is
+//! Values wait in the Lua registry (never as mlua references: docs/internals.md, "Tasks"). `net.channel()` is
 //! unbounded; `net.channel(n)` holds at most `n` values and `send` waits while it is full.
 //! `receive` returns `value, true`, or `nil, false` once the channel is closed and drained.
 

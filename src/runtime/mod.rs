@@ -1,4 +1,5 @@
-//! The event loop and the "one function, three behaviours" dispatch (design §3).
+//! The event loop and the "one function, three behaviours" dispatch (docs/internals.md,
+//! "Three behaviours of a waiting call").
 //!
 //! Each Lua state owns one tokio current-thread runtime and one `LocalSet`, kept in mlua app data.
 //! Every operation that can wait is driven by a [`Call`], which looks at the calling coroutine:
@@ -562,7 +563,7 @@ impl<R: IntoLuaMulti, F: Future<Output = NResult<R>>> Future for Call<F> {
                         w.wake_by_ref();
                     }
                     foreign_resume(this.lua.current_thread().to_pointer());
-                    return Poll::Ready(crate::export::to_lua::<()>(&this.lua, Err(foreign_resume_error())));
+                    return Poll::Ready(crate::error::to_lua::<()>(&this.lua, Err(foreign_resume_error())));
                 }
                 (Mode::Task, Some(f)) => {
                     // The task's driver resumes the coroutine with a raw `lua_resume`, so the
@@ -589,7 +590,7 @@ impl<R: IntoLuaMulti, F: Future<Output = NResult<R>>> Future for Call<F> {
             }
         };
         this.fut = None;
-        Poll::Ready(crate::export::to_lua(&this.lua, r))
+        Poll::Ready(crate::error::to_lua(&this.lua, r))
     }
 }
 

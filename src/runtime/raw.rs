@@ -10,8 +10,8 @@ use mlua::ffi::{self, lua_State};
 use mlua::prelude::*;
 
 use super::Sched;
+use crate::error::fail_tag;
 use crate::error::NetError;
-use crate::export::fail_tag;
 
 /// Error messages longer than this are cut (at a character boundary).
 const MAX_MSG: usize = 512;

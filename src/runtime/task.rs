@@ -622,7 +622,7 @@ unsafe extern "C-unwind" fn task_op(l: *mut lua_State) -> c_int {
                 n + 1
             }
             Reply::Raise(k) => {
-                ffi::lua_pushlightuserdata(l, crate::export::fail_tag().0);
+                ffi::lua_pushlightuserdata(l, crate::error::fail_tag().0);
                 ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, k.into());
                 2
             }

@@ -192,7 +192,7 @@ impl Inner {
                 Ok(_) if self.closing.get() => {}
                 Ok(m) => return Poll::Ready(Ok(Some(m))),
                 // The peer went away without a close frame: the end of the stream, not an error
-                // (closeCode tells 1006), as seed 000 says of recv.
+                // (closeCode tells 1006), as docs/api.md says of recv.
                 Err(conn::Error::Eof) => self.drop_connection(),
                 Err(conn::Error::Io(e)) if is_drop(&e) => self.drop_connection(),
                 Err(e) => return Poll::Ready(Err(self.fail(e))),
