@@ -1,4 +1,4 @@
--- Errors and object life (design §4-5): every kind of error a script can meet is a plain string
+-- Errors and object life (docs/api.md, "Errors" and "Objects"): every kind of error a script can meet is a plain string
 -- "<kind>: ..."; objects have __tostring, __close (Lua 5.4), __gc; closing twice is harmless;
 -- every method but close raises closed: on a closed object.
 local helper = require("helper")

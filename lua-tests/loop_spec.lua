@@ -1,5 +1,5 @@
 -- The event loop: net.spawn / task:join / task:cancel / task:status, net.run / net.stop, net.wrap,
--- and the "one function, three behaviours" rule (design §3): a waiting call yields inside a task,
+-- and the "one function, three behaviours" rule (docs/internals.md): a waiting call yields inside a task,
 -- blocks (running every task) on the main thread, and raises in a foreign coroutine inside a task.
 local helper = require("helper")
 local net = helper.net

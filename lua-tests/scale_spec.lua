@@ -1,4 +1,4 @@
--- Many tasks at once (design §3): 5,000 concurrent tasks anywhere, and 100,000 sleeping tasks on
+-- Many tasks at once (docs/internals.md, "Tasks"): 5,000 concurrent tasks anywhere, and 100,000 sleeping tasks on
 -- LuaJIT, whose cap on live mlua references (~8000) a careless runtime would hit. Lua 5.4 runs the
 -- big test with 20,000 tasks to keep the suite quick. Every wait is bounded.
 local helper = require("helper")

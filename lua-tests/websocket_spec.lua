@@ -1,4 +1,4 @@
--- The Wippy WebSocket facade, require("net.websocket") (seed 003), against real peers on
+-- The Wippy WebSocket facade, require("net.websocket") (docs/api.md), against real peers on
 -- 127.0.0.1: net's own WebSocket server, Python `websockets`, and a raw Python server that does
 -- the handshake by hand and then stays silent or drops the connection. Every wait on the receive
 -- channel is bounded (`within`), so a channel that never closes fails the test instead of hanging.

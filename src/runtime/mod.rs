@@ -116,9 +116,16 @@ impl Sched {
         self.running.set(true);
         let _guard = Running(&self.running);
         let fut = std::pin::pin!(fut);
-        self.local
+        let r = self
+            .local
             .block_on(&self.rt, signal::Interruptible::new(lua, fut))
-            .map_err(|signal::Interrupted| NetError::new(Kind::Interrupted, format!("{op} interrupted by SIGINT")))
+            .map_err(|signal::Interrupted| NetError::new(Kind::Interrupted, format!("{op} interrupted by SIGINT")));
+        // Coroutines of tasks cancelled during the wait, when no task ran after them.
+        if !self.dead_refs.borrow().is_empty() {
+            // SAFETY: `release_dead_refs` runs under `exec_raw`'s protected call, on its state.
+            let _ = unsafe { lua.exec_raw::<()>((), |state| self.release_dead_refs(state)) };
+        }
+        r
     }
 
     /// Enters the runtime context (needed to create tokio sockets outside the loop).

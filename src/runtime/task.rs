@@ -44,9 +44,23 @@ pub struct TaskCell {
     /// Someone called `join`: its failure is theirs to report, not printed.
     joined: Cell<bool>,
     abort: RefCell<Option<tokio::task::AbortHandle>>,
+    /// The driver's waker while the task sleeps (`net.sleep`); the pump takes it at the deadline.
+    sleep_waker: RefCell<Option<Waker>>,
 }
 
 impl TaskCell {
+    /// Wakes the task at its sleep's deadline (called by the pump of `timer::Sleepers`).
+    pub(super) fn wake_sleeper(&self) {
+        let w = self.sleep_waker.borrow_mut().take();
+        if let Some(w) = w {
+            w.wake();
+        }
+    }
+
+    pub(super) fn is_sleeping(&self) -> bool {
+        self.sleep_waker.borrow().is_some()
+    }
+
     /// Records how the task ended and wakes its joiners. A task cancelled while it ran (by
     /// itself) stays cancelled whatever it returns afterwards.
     fn finish(&self, o: Outcome) {
@@ -152,6 +166,7 @@ fn start(s: &Rc<Sched>, co_ref: c_int, co: *mut lua_State) -> Rc<TaskCell> {
         joiners: RefCell::new(Vec::new()),
         joined: Cell::new(false),
         abort: RefCell::new(None),
+        sleep_waker: RefCell::new(None),
     });
     s.retain();
     let driver = Driver { cell: cell.clone(), sched: s.clone(), wait: None, started: false, findable: None };
@@ -287,7 +302,8 @@ impl Driver {
             Wait::Ready(on, write) => on.poll_ready(cx, *write).is_ready(),
             Wait::Until(at) => {
                 // A deadline already past (`sleep(0)`) is served by the pump at once.
-                self.sched.sleepers.add(*at, cx.waker());
+                *self.cell.sleep_waker.borrow_mut() = Some(cx.waker().clone());
+                self.sched.sleepers.add(*at, self.cell.clone());
                 false
             }
         };
@@ -337,7 +353,10 @@ impl Driver {
         };
         match packed.and_then(|t| lua.create_registry_value(t)) {
             Ok(k) => Outcome::Done(Some(k)),
-            Err(e) => self.failed_with(&lua, LuaValue::Nil, e.to_string()),
+            Err(e) => {
+                let msg = e.to_string();
+                self.failed_with(&lua, LuaValue::String(lua.create_string(&msg).expect("string")), &msg)
+            }
         }
     }
 
@@ -361,23 +380,22 @@ impl Driver {
                 }
             })
         };
-        let (err, trace) = match r {
-            Ok(v) => v,
-            Err(e) => (LuaValue::Nil, e.to_string()),
-        };
-        self.failed_with(&lua, err, trace)
+        match r {
+            Ok((err, trace)) => self.failed_with(&lua, err, &trace),
+            Err(e) => {
+                let msg = e.to_string();
+                self.failed_with(&lua, LuaValue::String(lua.create_string(&msg).expect("string")), &msg)
+            }
+        }
     }
 
-    fn failed_with(&self, lua: &Lua, err: LuaValue, trace: String) -> Outcome {
+    /// Records a failure with error value `err` (kept unchanged for `join`), printing `trace`
+    /// unless someone joins the task.
+    fn failed_with(&self, lua: &Lua, err: LuaValue, trace: &str) -> Outcome {
         self.sched.note_failure();
         if !self.cell.joined.get() {
             eprintln!("net: task failed: {trace}");
         }
-        let err = if err.is_nil() && !trace.is_empty() {
-            LuaValue::String(lua.create_string(&trace).expect("string"))
-        } else {
-            err
-        };
         Outcome::Failed(lua.create_registry_value(err).expect("registry"))
     }
 
@@ -411,6 +429,7 @@ impl Driver {
 
     /// Lets the coroutine go (its reference is released now, inside a poll, where Lua may run).
     fn release(&mut self, co: *mut lua_State) {
+        self.forget_sleep();
         let r = self.cell.co_ref.replace(ffi::LUA_NOREF);
         self.cell.co.set(std::ptr::null_mut());
         if let Some(slot) = self.findable.take() {
@@ -429,9 +448,21 @@ impl Driver {
     }
 }
 
+impl Driver {
+    /// A task that stops while asleep leaves a stale entry in the sleepers (see `Sleepers`).
+    fn forget_sleep(&self) {
+        let w = self.cell.sleep_waker.borrow_mut().take();
+        if w.is_some() {
+            drop(w);
+            self.sched.sleepers.note_stale();
+        }
+    }
+}
+
 impl Drop for Driver {
     /// The task ended, or its driver was dropped (cancelled, or the loop torn down).
     fn drop(&mut self) {
+        self.forget_sleep();
         self.cell.co.set(std::ptr::null_mut());
         if let Some(slot) = self.findable.take() {
             super::remove_driver(slot);

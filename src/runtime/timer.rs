@@ -22,7 +22,8 @@ use mlua::prelude::*;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use super::raw::{self, push_fail};
-use super::{sched, task, Sched, Wait};
+use super::task::{self, TaskCell};
+use super::{sched, Sched, Wait};
 use crate::error::{NResult, NetError};
 use crate::export::{self, func, Args};
 
@@ -43,13 +44,18 @@ impl Drop for Armed {
 
 /// Tasks asleep until a deadline, woken by the pump. Deadlines mostly arrive in order (tasks
 /// sleeping the same time, or timeouts of one length): those go to a queue, in O(1); the others
-/// to a heap.
+/// to a heap. An entry holds the task, whose `sleep_waker` the pump takes at the deadline; a
+/// task cancelled while asleep leaves its entry behind (removing it would cost a search), so
+/// such stale entries are counted and swept out once they are half of all entries: a server
+/// that cancels its watchdog tasks does not keep them until their deadlines.
 #[derive(Default)]
 pub struct Sleepers {
-    in_order: RefCell<VecDeque<(Instant, Waker)>>,
+    in_order: RefCell<VecDeque<(Instant, Rc<TaskCell>)>>,
     heap: RefCell<BinaryHeap<Sleeper>>,
     /// Orders entries with the same deadline by arrival.
     seq: Cell<u64>,
+    /// Entries whose task stopped sleeping without the pump (cancelled).
+    stale: Cell<usize>,
     /// The pump's waker and the deadline its timer is set for (None: no timer set).
     pump: RefCell<Option<Waker>>,
     armed: Cell<Option<Instant>>,
@@ -58,7 +64,7 @@ pub struct Sleepers {
 struct Sleeper {
     at: Instant,
     seq: u64,
-    waker: Waker,
+    task: Rc<TaskCell>,
 }
 
 impl PartialEq for Sleeper {
@@ -79,23 +85,39 @@ impl Ord for Sleeper {
     }
 }
 
+/// Fewer stale entries than this are never swept.
+const MIN_SWEEP: usize = 64;
+
 impl Sleepers {
-    /// Wakes `waker` at `at`. An entry whose task stopped waiting (cancelled) stays until then and
-    /// wakes nothing that matters.
-    pub fn add(&self, at: Instant, waker: &Waker) {
+    /// Wakes `task` (its `sleep_waker`, set by the caller) at `at`.
+    pub fn add(&self, at: Instant, task: Rc<TaskCell>) {
         let mut q = self.in_order.borrow_mut();
         if q.back().is_none_or(|(last, _)| *last <= at) {
-            q.push_back((at, waker.clone()));
+            q.push_back((at, task));
         } else {
             let seq = self.seq.get().wrapping_add(1);
             self.seq.set(seq);
-            self.heap.borrow_mut().push(Sleeper { at, seq, waker: waker.clone() });
+            self.heap.borrow_mut().push(Sleeper { at, seq, task });
         }
         drop(q);
         if self.armed.get().is_none_or(|armed| at < armed) {
             if let Some(w) = self.pump.borrow_mut().take() {
                 w.wake();
             }
+        }
+    }
+
+    /// A sleeping task stopped without the pump (its driver was dropped): its entry is stale.
+    pub fn note_stale(&self) {
+        self.stale.set(self.stale.get() + 1);
+        let (Ok(mut q), Ok(mut heap)) = (self.in_order.try_borrow_mut(), self.heap.try_borrow_mut()) else {
+            return;
+        };
+        let stale = self.stale.get();
+        if stale >= MIN_SWEEP && stale * 2 >= q.len() + heap.len() {
+            q.retain(|(_, t)| t.is_sleeping());
+            heap.retain(|e| e.task.is_sleeping());
+            self.stale.set(0);
         }
     }
 }
@@ -117,11 +139,11 @@ impl Future for Pump {
             let next = {
                 let mut q = sl.in_order.borrow_mut();
                 while q.front().is_some_and(|(at, _)| *at <= now) {
-                    q.pop_front().expect("peeked").1.wake();
+                    q.pop_front().expect("peeked").1.wake_sleeper();
                 }
                 let mut heap = sl.heap.borrow_mut();
                 while heap.peek().is_some_and(|e| e.at <= now) {
-                    heap.pop().expect("peeked").waker.wake();
+                    heap.pop().expect("peeked").task.wake_sleeper();
                 }
                 match (q.front().map(|e| e.0), heap.peek().map(|e| e.at)) {
                     (Some(a), Some(b)) => Some(a.min(b)),
