@@ -10,6 +10,7 @@
 //!   and yielding would hand mlua's marker to the user's coroutine).
 
 pub mod channel;
+mod executor;
 mod raw;
 pub mod signal;
 pub mod task;
@@ -50,6 +51,8 @@ pub struct Sched {
     /// Tasks that ended with an error during the current `net.run()`.
     failed: Cell<usize>,
     pub timers: timer::Timers,
+    /// Where task drivers live and are polled (one tokio task for all of them).
+    pub exec: Rc<executor::Executor>,
     /// Tasks asleep in `net.sleep`, by deadline (one tokio timer for all of them).
     pub sleepers: timer::Sleepers,
     /// Registry references of coroutines whose task was dropped outside a poll (cancelled, or
@@ -76,6 +79,7 @@ impl Sched {
             run_waker: RefCell::new(None),
             failed: Cell::new(0),
             timers: timer::Timers::default(),
+            exec: executor::Executor::new(),
             sleepers: timer::Sleepers::default(),
             dead_refs: RefCell::new(Vec::new()),
             lua: lua.weak(),
@@ -402,6 +406,7 @@ pub fn install(lua: &Lua) -> LuaResult<()> {
     if lua.app_data_ref::<Rc<Sched>>().is_none() {
         let s = Sched::new(lua).map_err(|e| LuaError::runtime(format!("net: cannot start the event loop: {e}")))?;
         let s = Rc::new(s);
+        s.local.spawn_local(executor::Runner(s.exec.clone()));
         timer::start_pump(&s);
         lua.set_app_data(s);
     }

@@ -1,12 +1,12 @@
 //! Tasks: `net.spawn`, `task:join`, `task:cancel`, `task:status`, `net.run`, `net.stop`, `net.wrap`.
 //!
-//! A task is a Lua coroutine resumed by a small tokio local task, its [`Driver`]. The driver
-//! calls `lua_resume` itself (docs/internals.md, "Tasks"): no mlua thread object, no mlua
-//! reference and no protected call per resume, because 100,000 tasks must cost about what bare
-//! coroutines on libuv cost. The coroutine is kept by a raw registry reference (not an mlua
-//! value: LuaJIT caps live mlua references near 8000), and `net.spawn` and the handle's methods
-//! are raw C functions for the same reason. A failure is printed with its traceback, taken from
-//! the dead coroutine, unless someone is joining the task.
+//! A task is a Lua coroutine resumed by its [`Driver`], which the state's executor polls
+//! (`executor.rs`). The driver calls `lua_resume` itself (docs/internals.md, "Tasks"): no mlua
+//! thread object, no mlua reference and no protected call per resume, because 100,000 tasks
+//! must cost about what bare coroutines on libuv cost. The coroutine is kept by a raw registry
+//! reference (not an mlua value: LuaJIT caps live mlua references near 8000), and `net.spawn`
+//! and the handle's methods are raw C functions for the same reason. A failure is printed with
+//! its traceback, taken from the dead coroutine, unless someone is joining the task.
 
 use std::cell::{Cell, RefCell};
 use std::ffi::{c_int, c_void};
@@ -43,7 +43,8 @@ pub struct TaskCell {
     joiners: RefCell<Vec<Waker>>,
     /// Someone called `join`: its failure is theirs to report, not printed.
     joined: Cell<bool>,
-    abort: RefCell<Option<tokio::task::AbortHandle>>,
+    /// The driver's slot in the executor (see `executor.rs`), for `cancel`.
+    slot: Cell<Option<(u32, u16)>>,
     /// The driver's waker while the task sleeps (`net.sleep`); the pump takes it at the deadline.
     sleep_waker: RefCell<Option<Waker>>,
 }
@@ -81,19 +82,19 @@ impl TaskCell {
         matches!(*self.outcome.borrow(), Outcome::Cancelled)
     }
 
-    /// Stops a running task; true if it was running. Another task's driver is dropped at the
-    /// loop's next turn without being resumed again; a task cancelling itself stops at its next
-    /// wait (its driver sees the outcome).
-    fn cancel(&self, itself: bool) -> bool {
+    /// Stops a running task; true if it was running. Another task's driver is dropped at once,
+    /// never to resume the coroutine again; a task cancelling itself stops at its next wait (its
+    /// driver sees the outcome).
+    fn cancel(&self, s: &Sched, itself: bool) -> bool {
         if !self.running() {
             return false;
         }
+        self.finish(Outcome::Cancelled);
         if !itself {
-            if let Some(h) = self.abort.borrow_mut().take() {
-                h.abort();
+            if let Some((i, gen)) = self.slot.take() {
+                s.exec.cancel(i, gen);
             }
         }
-        self.finish(Outcome::Cancelled);
         true
     }
 
@@ -132,7 +133,7 @@ pub enum Ended {
 
 /// A task started from Rust (a timer callback, an HTTP handler).
 #[derive(Clone)]
-pub struct TaskRef(Rc<TaskCell>);
+pub struct TaskRef(Rc<TaskCell>, Rc<Sched>);
 
 /// Starts `f(args...)` as a task.
 pub fn spawn(lua: &Lua, f: LuaFunction, args: LuaMultiValue) -> LuaResult<TaskRef> {
@@ -152,7 +153,7 @@ pub fn spawn(lua: &Lua, f: LuaFunction, args: LuaMultiValue) -> LuaResult<TaskRe
             ffi::lua_pushlightuserdata(state, co as *mut c_void);
         })?
     };
-    Ok(TaskRef(start(&s, r, co.0 as *mut lua_State)))
+    Ok(TaskRef(start(&s, r, co.0 as *mut lua_State), s))
 }
 
 /// Makes the task of a new coroutine (its function and arguments on its stack) and hands it to
@@ -165,13 +166,12 @@ fn start(s: &Rc<Sched>, co_ref: c_int, co: *mut lua_State) -> Rc<TaskCell> {
         outcome: RefCell::new(Outcome::Running),
         joiners: RefCell::new(Vec::new()),
         joined: Cell::new(false),
-        abort: RefCell::new(None),
+        slot: Cell::new(None),
         sleep_waker: RefCell::new(None),
     });
     s.retain();
     let driver = Driver { cell: cell.clone(), sched: s.clone(), wait: None, started: false, findable: None };
-    let h = s.local.spawn_local(driver);
-    *cell.abort.borrow_mut() = Some(h.abort_handle());
+    cell.slot.set(Some(s.exec.spawn(driver)));
     cell
 }
 
@@ -207,7 +207,8 @@ impl TaskRef {
     }
 
     pub fn cancel(&self) -> bool {
-        self.0.cancel(false)
+        let itself = self.1.current_id() == self.0.id;
+        self.0.cancel(&self.1, itself)
     }
 }
 
@@ -216,7 +217,8 @@ async fn wait_end(cell: &TaskCell) {
 }
 
 /// Resumes a task's coroutine whenever what it waits for is ready, and records how it ended.
-struct Driver {
+/// Polled by the executor (`executor.rs`).
+pub(super) struct Driver {
     cell: Rc<TaskCell>,
     sched: Rc<Sched>,
     /// What the task parked on (see `runtime::park_here`), checked before resuming it.
@@ -696,7 +698,7 @@ fn op_reply(s: &Sched, l: *mut lua_State, cell: &TaskCell, which: ffi::lua_Integ
         }
         OP_CANCEL => {
             let co_ref = cell.co_ref.get();
-            if !cell.cancel(itself) {
+            if !cell.cancel(s, itself) {
                 Reply::Bool(false)
             } else if itself || co_ref == ffi::LUA_NOREF || cfg!(not(feature = "lua54")) {
                 Reply::Bool(true)
