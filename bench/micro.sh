@@ -68,7 +68,7 @@ for lua in "${LUAS[@]}"; do
 		"$(awk -v k="$hw" 'BEGIN{ if (k=="NA") print k; else printf "%.1f", k/1024 }')" \
 		"$(awk -v k="$hp" 'BEGIN{ if (k=="NA") print k; else printf "%.1f", k/1024 }')"
 	if [ "$lua" = luajit ]; then
-		RDJ=$rd; TWJ=$tw
+		RDJ=$rd
 	fi
 done
 echo "Tasks against luv (same job, same run; ratio of medians; targets: wall <= 1.0, peak RSS <= 1.5):"
@@ -91,7 +91,6 @@ done
 echo "Targets (LuaJIT):"
 if [ -n "${RDJ:-}" ]; then
 	awk -v v="$RDJ" 'BEGIN{ printf "  read with data already there: %s ns/call, target <= 150  %s\n", v, (v!="NA" && v<=150) ? "MET" : "MISSED" }'
-	awk -v v="$TWJ" -v n="$TASKS" 'BEGIN{ printf "  %d tasks x net.sleep(0.1): %s s wall, target < 1  %s\n", n, v, (v!="NA" && v<1) ? "MET" : "MISSED" }'
 else
 	echo "  (LuaJIT not measured)"
 fi

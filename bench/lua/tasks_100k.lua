@@ -1,5 +1,6 @@
 -- Micro-benchmark: N tasks (default 100,000), each net.sleep(0.1), run with net.run().
--- Target: 100k tasks in < 1 s wall on LuaJIT. Usage: lua5.4|luajit tasks_100k.lua [N=100000]
+-- Its anchor is tasks_luv.lua (same job on luv; micro.sh runs both and prints the ratios).
+-- Usage: lua5.4|luajit tasks_100k.lua [N=100000]
 -- Prints wall (net.now), CPU (os.clock), Lua heap (collectgarbage "count") and the process
 -- RSS (VmRSS now, VmHWM peak) before, while all tasks sleep, and after.
 local net = require("net")
