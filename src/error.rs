@@ -158,6 +158,16 @@ mod tests {
     }
 }
 
+/// A value's type as Lua's argument errors name it (`no value`, `number`, ...).
+pub fn type_name(v: &LuaValue) -> &'static str {
+    match v {
+        LuaValue::Nil => "no value",
+        LuaValue::Integer(_) | LuaValue::Number(_) => "number",
+        LuaValue::LightUserData(_) => "light userdata",
+        v => v.type_name(),
+    }
+}
+
 // ---- The error protocol between Rust functions and their Lua wrappers (docs/internals.md,
 // "Errors"). It lives here so that the loop (`runtime`) needs nothing from `export`.
 

@@ -18,7 +18,7 @@ use mlua::prelude::*;
 
 use crate::error::{NResult, NetError};
 // Options and durations live in `options.rs`; re-exported for the callers that take them from here.
-pub use crate::error::{fail_tag, pending_tag, to_lua};
+pub use crate::error::{fail_tag, pending_tag, to_lua, type_name};
 pub use crate::options::{timeout_value, Opts};
 use crate::runtime;
 
@@ -131,15 +131,6 @@ pub fn userdata<T: 'static>(lua: &Lua, v: T) -> NResult<LuaAnyUserData> {
 pub struct Args {
     pub name: &'static str,
     vals: LuaMultiValue,
-}
-
-pub fn type_name(v: &LuaValue) -> &'static str {
-    match v {
-        LuaValue::Nil => "no value",
-        LuaValue::Integer(_) | LuaValue::Number(_) => "number",
-        LuaValue::LightUserData(_) => "light userdata",
-        v => v.type_name(),
-    }
 }
 
 impl Args {

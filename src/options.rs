@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use mlua::prelude::*;
 
+use crate::error::type_name;
 use crate::error::{NResult, NetError};
-use crate::export::type_name;
 
 /// An options table (`{timeout = 500, nodelay = false}`), read key by key with type checks that
 /// name the option in the error.
