@@ -51,7 +51,7 @@ fn net(lua: &Lua) -> LuaResult<LuaTable> {
     export::install(lua)?;
     let net = lua.create_table()?;
     net.set("version", VERSION)?;
-    runtime::task::register(lua, &net)?;
+    runtime::register_tasks(lua, &net)?;
     runtime::timer::register(lua, &net)?;
     runtime::channel::register(lua, &net)?;
     dns::register(lua, &net)?;

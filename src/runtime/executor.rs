@@ -14,6 +14,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::rc::{Rc, Weak};
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
@@ -150,7 +151,16 @@ impl Executor {
         };
         let Some(mut d) = d else { return true };
         let waker = task_waker(self.id, i, gen);
-        let done = Pin::new(&mut d).poll(&mut Context::from_waker(&waker)).is_ready();
+        // A panic stops this task only, as it would a tokio task (nothing foreign can unwind to
+        // here: `lua_resume` catches every Lua error inside the coroutine).
+        let polled = catch_unwind(AssertUnwindSafe(|| Pin::new(&mut d).poll(&mut Context::from_waker(&waker))));
+        let done = polled.map_or_else(
+            |_| {
+                eprintln!("net: internal error (panic) while running a task; the task is stopped");
+                true
+            },
+            |p| p.is_ready(),
+        );
         if done {
             {
                 let mut slots = self.slots.borrow_mut();

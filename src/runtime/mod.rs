@@ -11,9 +11,11 @@
 
 pub mod channel;
 mod executor;
+mod handle;
 mod raw;
 pub mod signal;
 pub mod task;
+pub use handle::register as register_tasks;
 pub mod timer;
 
 use std::cell::{Cell, RefCell};
