@@ -9,6 +9,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::future::poll_fn;
+use std::hash::BuildHasherDefault;
 use std::io;
 use std::rc::Rc;
 use std::task::{Context, Poll};
@@ -26,7 +27,31 @@ pub use crate::io::read_buf::{ReadOp, MAX_READ_ALL};
 thread_local! {
     /// Live stream userdata by address, for the raw fast paths (`fast.rs`) that get only the
     /// userdata pointer from the Lua stack.
-    static STREAMS: RefCell<HashMap<usize, Rc<Inner>>> = RefCell::new(HashMap::new());
+    static STREAMS: RefCell<HashMap<usize, Rc<Inner>, BuildHasherDefault<AddrHash>>> =
+        RefCell::new(HashMap::default());
+}
+
+/// Hashes an address with one multiplication. The map above is looked up on every `read` and
+/// `write`; SipHash cost 2 % of an echo server's CPU there, and addresses of live userdata are
+/// distinct and not chosen by an attacker.
+#[derive(Default)]
+pub struct AddrHash(u64);
+
+impl std::hash::Hasher for AddrHash {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_usize(&mut self, n: usize) {
+        // The fold brings the product's well-mixed high bits down to the low bits, which pick
+        // the bucket (an address's own low bits are always zero).
+        let x = (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        self.0 = x ^ (x >> 32);
+    }
 }
 
 /// The stream whose userdata is at `addr`, if it is one.
