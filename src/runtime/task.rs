@@ -508,3 +508,55 @@ fn display(v: &LuaValue) -> String {
         v => format!("{v:?}"),
     }
 }
+
+/// The Rust API as the HTTP server will use it: results, error values and cancellation.
+#[cfg(all(test, feature = "lua54"))]
+mod tests {
+    use super::*;
+
+    fn state() -> (Lua, Rc<Sched>) {
+        let lua = Lua::new();
+        super::super::install(&lua).unwrap();
+        crate::export::install(&lua).unwrap();
+        let s = sched(&lua);
+        (lua, s)
+    }
+
+    fn func(lua: &Lua, src: &str) -> LuaFunction {
+        lua.load(src).eval().unwrap()
+    }
+
+    #[test]
+    fn join_gives_results_error_values_and_cancellation() {
+        let (lua, s) = state();
+        let t = spawn(
+            &lua,
+            func(&lua, "return function(a, b) return a + b, nil, 'x' end"),
+            (1, 2).into_lua_multi(&lua).unwrap(),
+        )
+        .unwrap();
+        match s.block_on(&lua, "test", t.join(&lua)).unwrap() {
+            Ended::Returned(v) => {
+                let v: Vec<LuaValue> = v.into_iter().collect();
+                assert_eq!(v.len(), 3);
+                assert_eq!(v[0].as_integer(), Some(3));
+                assert!(v[1].is_nil());
+                assert_eq!(v[2].as_string().map(|s| s.to_string_lossy()).as_deref(), Some("x"));
+            }
+            _ => panic!("expected results"),
+        }
+
+        let t = spawn(&lua, func(&lua, "return function() error({code = 7}) end"), LuaMultiValue::new()).unwrap();
+        match s.block_on(&lua, "test", t.join(&lua)).unwrap() {
+            Ended::Failed(LuaValue::Table(e)) => assert_eq!(e.get::<i64>("code").unwrap(), 7),
+            _ => panic!("expected the error table"),
+        }
+
+        let t =
+            spawn(&lua, func(&lua, "return function() while true do coroutine.yield() end end"), LuaMultiValue::new())
+                .unwrap();
+        assert!(t.cancel());
+        assert!(matches!(s.block_on(&lua, "test", t.join(&lua)).unwrap(), Ended::Cancelled));
+        assert!(!t.cancel());
+    }
+}
