@@ -132,32 +132,6 @@ pub fn describe(e: &io::Error) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn io_errors_get_kind_words_and_no_os_error_suffix() {
-        let e = io::Error::from_raw_os_error(111); // ECONNREFUSED
-        let n = NetError::io("connect to", "127.0.0.1:9", &e);
-        assert_eq!(n.to_string(), "refused: connect to 127.0.0.1:9 (connection refused)");
-        let e = io::Error::from_raw_os_error(98); // EADDRINUSE
-        assert!(NetError::io("bind", "0.0.0.0:80", &e).to_string().starts_with("addrinuse: bind 0.0.0.0:80 ("));
-    }
-
-    #[test]
-    fn argument_errors_read_like_lua() {
-        let e = NetError::arg(2, "net.tcp.connect", "number expected, got string");
-        assert_eq!(e.to_string(), "bad argument #2 to 'net.tcp.connect' (number expected, got string)");
-    }
-
-    #[test]
-    fn timeouts_say_how_long() {
-        let e = NetError::timeout("read from", "127.0.0.1:8080", Duration::from_millis(100));
-        assert_eq!(e.to_string(), "timeout: read from 127.0.0.1:8080 timed out after 100 ms");
-    }
-}
-
 /// A value's type as Lua's argument errors name it (`no value`, `number`, ...).
 pub fn type_name(v: &LuaValue) -> &'static str {
     match v {
@@ -190,5 +164,31 @@ pub fn to_lua<R: IntoLuaMulti>(lua: &Lua, r: NResult<R>) -> LuaResult<LuaMultiVa
     match r {
         Ok(v) => v.into_lua_multi(lua),
         Err(e) => (fail_tag(), e.to_string()).into_lua_multi(lua),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn io_errors_get_kind_words_and_no_os_error_suffix() {
+        let e = io::Error::from_raw_os_error(111); // ECONNREFUSED
+        let n = NetError::io("connect to", "127.0.0.1:9", &e);
+        assert_eq!(n.to_string(), "refused: connect to 127.0.0.1:9 (connection refused)");
+        let e = io::Error::from_raw_os_error(98); // EADDRINUSE
+        assert!(NetError::io("bind", "0.0.0.0:80", &e).to_string().starts_with("addrinuse: bind 0.0.0.0:80 ("));
+    }
+
+    #[test]
+    fn argument_errors_read_like_lua() {
+        let e = NetError::arg(2, "net.tcp.connect", "number expected, got string");
+        assert_eq!(e.to_string(), "bad argument #2 to 'net.tcp.connect' (number expected, got string)");
+    }
+
+    #[test]
+    fn timeouts_say_how_long() {
+        let e = NetError::timeout("read from", "127.0.0.1:8080", Duration::from_millis(100));
+        assert_eq!(e.to_string(), "timeout: read from 127.0.0.1:8080 timed out after 100 ms");
     }
 }
