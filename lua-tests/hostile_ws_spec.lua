@@ -369,3 +369,38 @@ print("done")
     assert.equal(0, rc, err)
   end)
 end)
+
+describe("several tasks receiving on one WebSocket", function()
+  -- The socket remembers only the last task that waited on it: the others must still be woken
+  -- when a message comes for them (parked waits, and async ones when a timeout is set).
+  for _, mode in ipairs({ "parked", "with a timeout" }) do
+    it("each gets a message (" .. mode .. ")", function()
+      local rc, out, err = helper.child([[
+local TIMEOUT = ]] .. (mode == "parked" and "nil" or "5000") .. [[
+
+local server = net.ws.listen("127.0.0.1", 0)
+net.spawn(function()
+  local s = server:accept()
+  net.sleep(0.1) -- every reader waits by now
+  for i = 1, 4 do s:send("m" .. i); net.sleep(0.02) end
+  net.sleep(0.5)
+  s:close()
+end)
+local c = net.ws.connect("ws://127.0.0.1:" .. server.port .. "/")
+if TIMEOUT then c:set_timeout(TIMEOUT) end
+local got, readers = {}, {}
+for r = 1, 4 do
+  readers[r] = net.spawn(function()
+    local m = c:recv()
+    got[#got + 1] = m and m.data
+  end)
+end
+for r = 1, 4 do readers[r]:join() end
+table.sort(got)
+print(table.concat(got, " "))
+]], 10)
+      assert.are.equal(0, rc, err)
+      assert.are.equal("m1 m2 m3 m4", out)
+    end)
+  end
+end)

@@ -187,6 +187,10 @@ impl Waiters {
         r
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.list.borrow().is_empty()
+    }
+
     pub fn wake_all(&self) {
         let ws = std::mem::take(&mut *self.list.borrow_mut());
         ws.into_iter().for_each(Waker::wake);

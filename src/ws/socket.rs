@@ -101,8 +101,8 @@ impl crate::runtime::Parkable for Inner {
         if self.ended.get() {
             return Poll::Ready(());
         }
-        self.wait_with_others(cx);
-        self.conn.poll_read_ready(cx)
+        let r = self.conn.poll_read_ready(cx);
+        self.readers.pending(cx, r)
     }
 }
 
@@ -136,10 +136,19 @@ impl Inner {
         }
     }
 
-    /// After `close()`, registers `cx` to be woken when another reader ends the connection.
-    fn wait_with_others(&self, cx: &Context<'_>) {
-        if self.closing.get() {
-            let _ = self.readers.pending(cx, Poll::<()>::Pending);
+    /// Registers a reader that has to wait. The socket remembers only the last task that waited
+    /// on it, so readers are also kept here: one that gets a message wakes the others
+    /// (`got_message`), and the end of the connection wakes them all.
+    fn wait_as_reader(&self, cx: &Context<'_>) {
+        let _ = self.readers.pending(cx, Poll::<()>::Pending);
+    }
+
+    /// A reader got a message (or the end): it leaves the readers, and any other reader is woken
+    /// to wait on the socket again in its place.
+    fn got_message(&self, cx: &Context<'_>) {
+        let _ = self.readers.pending(cx, Poll::Ready(()));
+        if !self.readers.is_empty() {
+            self.readers.wake_all();
         }
     }
 
@@ -164,13 +173,23 @@ impl Inner {
 
     /// `poll_recv` without the reply the background close kept (which that close itself uses).
     fn poll_message(&self, cx: &mut Context<'_>, data_only: bool, read: bool) -> Poll<NResult<Option<Message>>> {
+        let r = self.poll_message_inner(cx, data_only, read);
+        if r.is_ready() {
+            self.got_message(cx);
+        }
+        r
+    }
+
+    fn poll_message_inner(&self, cx: &mut Context<'_>, data_only: bool, read: bool) -> Poll<NResult<Option<Message>>> {
         loop {
             if self.ended.get() {
                 return Poll::Ready(Ok(None));
             }
             let r = match self.conn.poll_message(cx, read) {
                 Poll::Pending => {
-                    self.wait_with_others(cx);
+                    if read {
+                        self.wait_as_reader(cx); // (a first try without reading waits on nothing)
+                    }
                     return Poll::Pending;
                 }
                 Poll::Ready(r) => r,
