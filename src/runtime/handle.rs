@@ -283,7 +283,7 @@ pub fn register(lua: &Lua, net: &LuaTable) -> LuaResult<()> {
     mt.raw_set("__metatable", "task")?;
     let spawn = raw::closure(lua, &s, spawn_raw, mt.clone())?;
     let op = raw::closure(lua, &s, task_op, mt.clone())?;
-    let join_wait = export::raw_async(lua, "join", |lua, args| {
+    let join_wait = export::raw_async(lua, "join", |_, args| {
         // Only `src/lua/task.lua` calls this, with a handle `task_op` accepted a moment ago.
         let ud = match args.get(1) {
             LuaValue::UserData(ud) => ud,
@@ -299,7 +299,6 @@ pub fn register(lua: &Lua, net: &LuaTable) -> LuaResult<()> {
             Rc::increment_strong_count(p);
             Rc::from_raw(p)
         };
-        let _ = lua;
         Ok(async move {
             wait_end(&cell).await;
             Ok(())
