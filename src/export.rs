@@ -32,20 +32,24 @@ pub struct Glue {
     pub make_wrap: LuaFunction,
     /// `coroutine.close` (Lua 5.4), kept from load time: runs a cancelled task's `<close>`s.
     pub close_coroutine: LuaFunction,
+    /// The helpers of `src/lua/task.lua`: `methods` (the task handle's) and `sleep`.
+    pub tasks: LuaTable,
 }
 
-/// Loads `src/lua/prelude.lua` and keeps its helpers in app data.
+/// Loads `src/lua/prelude.lua` and `src/lua/task.lua` and keeps their helpers in app data.
 pub fn install(lua: &Lua) -> LuaResult<()> {
     if lua.app_data_ref::<Glue>().is_some() {
         return Ok(());
     }
     let t: LuaTable =
         lua.load(include_str!("lua/prelude.lua")).set_name("=net.prelude").call((fail_tag(), Lua::poll_pending()))?;
+    let tasks = lua_helpers(lua, "=net.task", include_str!("lua/task.lua"))?;
     lua.set_app_data(Glue {
         wrap: t.get("wrap")?,
         index: t.get("index")?,
         make_wrap: t.get("make_wrap")?,
         close_coroutine: t.get("close_coroutine")?,
+        tasks,
     });
     Ok(())
 }

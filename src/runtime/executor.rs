@@ -161,24 +161,16 @@ impl Executor {
             },
             |p| p.is_ready(),
         );
+        // The slot is still this driver's: `cancel` leaves a slot alone while its driver is out.
+        let mut slots = self.slots.borrow_mut();
+        let s = &mut slots[i as usize];
+        debug_assert_eq!(s.gen, gen);
         if done {
-            {
-                let mut slots = self.slots.borrow_mut();
-                let s = &mut slots[i as usize];
-                if s.gen == gen {
-                    self.free_slot(s, i);
-                }
-            }
-            drop(d);
+            self.free_slot(s, i);
+            drop(slots);
+            drop(d); // outside the borrow: a driver's drop may wake other tasks
         } else {
-            let mut slots = self.slots.borrow_mut();
-            let s = &mut slots[i as usize];
-            if s.gen == gen {
-                s.driver = Some(d);
-            } else {
-                drop(slots);
-                drop(d); // cancelled while it ran: its slot is gone
-            }
+            s.driver = Some(d);
         }
         true
     }

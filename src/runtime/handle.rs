@@ -304,8 +304,8 @@ pub fn register(lua: &Lua, net: &LuaTable) -> LuaResult<()> {
             Ok(())
         })
     })?;
-    let helpers = export::lua_helpers(lua, "=net.task", include_str!("../lua/task.lua"))?;
-    let methods: LuaTable = helpers.get::<LuaFunction>("methods")?.call((op, join_wait))?;
+    let make_methods: LuaFunction = export::glue(lua)?.tasks.get("methods")?;
+    let methods: LuaTable = make_methods.call((op, join_wait))?;
     mt.raw_set("__index", methods)?;
     net.set("spawn", spawn)?;
     net.set("run", func(lua, "net.run", |lua, _| run(lua))?)?;

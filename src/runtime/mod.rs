@@ -12,7 +12,7 @@
 pub mod channel;
 mod executor;
 mod handle;
-mod raw;
+pub(crate) mod raw;
 pub mod signal;
 pub mod task;
 pub use handle::register as register_tasks;
@@ -428,18 +428,10 @@ pub enum Mode {
 
 /// Which of the three behaviours applies to the coroutine calling into Rust right now.
 pub fn mode(lua: &Lua, s: &Sched) -> Mode {
-    let task = s.current_task.get();
-    if !task.is_null() {
-        let cur = lua.current_thread().to_pointer();
-        if cur == task || s.adopted.borrow().contains(&cur) {
-            return Mode::Task;
-        }
-    }
-    if s.running.get() {
-        Mode::Nested
-    } else {
-        Mode::Block
-    }
+    // The calling coroutine matters only while a task is polled (looking it up makes an mlua
+    // reference, so it is not done otherwise).
+    let cur = if s.current_task.get().is_null() { std::ptr::null() } else { lua.current_thread().to_pointer() };
+    s.mode_of(cur)
 }
 
 impl Sched {

@@ -270,8 +270,8 @@ pub fn register(lua: &Lua, net: &LuaTable) -> LuaResult<()> {
         })
     })?;
     let park = raw::closure(lua, &sched(lua), park_sleep, ())?;
-    let helpers = export::lua_helpers(lua, "=net.sleep", include_str!("../lua/task.lua"))?;
-    net.set("sleep", helpers.get::<LuaFunction>("sleep")?.call::<LuaFunction>((park, sleep_wait))?)?;
+    let make_sleep: LuaFunction = export::glue(lua)?.tasks.get("sleep")?;
+    net.set("sleep", make_sleep.call::<LuaFunction>((park, sleep_wait))?)?;
     let t0 = std::time::Instant::now();
     net.set("now", lua.create_function(move |_, ()| Ok(t0.elapsed().as_secs_f64()))?)?;
     net.set("setTimeout", func(lua, "net.setTimeout", |lua, args| start_timer(lua, args, false))?)?;

@@ -18,7 +18,7 @@
 //!   the C stack (nothing to free); larger ones are pushed by a tiny helper under `lua_pcall`, and
 //!   its error is raised again once the copy is freed.
 
-use std::ffi::{c_int, CStr};
+use std::ffi::c_int;
 use std::mem::MaybeUninit;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
@@ -30,6 +30,7 @@ use mlua::prelude::*;
 use super::stream::{self, Done, Inner, ReadOp};
 use crate::error::NetError;
 use crate::export::{fail_tag, pending_tag, raw_async};
+use crate::runtime::raw::type_name;
 
 /// The stream's read and write methods: each a fast path, its async twin and its park function,
 /// joined by the Lua wrapper (`src/lua/stream.lua`). `stream::register` adds the rest.
@@ -127,17 +128,6 @@ fn fail_reply(buf: &mut Scratch, e: NetError) -> Reply {
     match bytes_reply(buf, &msg.as_bytes()[..n]) {
         Reply::Small(n) => Reply::Fail(n),
         _ => unreachable!("messages are cut to SMALL"),
-    }
-}
-
-unsafe fn type_name(l: *mut lua_State, idx: c_int) -> String {
-    // SAFETY: `l` is the running C function's lua_State (valid for this call); `idx` is one of its arguments, and these calls only read the stack.
-    unsafe {
-        let t = ffi::lua_type(l, idx);
-        if t == ffi::LUA_TNONE || t == ffi::LUA_TNIL {
-            return "no value".into();
-        }
-        CStr::from_ptr(ffi::lua_typename(l, t)).to_string_lossy().into_owned()
     }
 }
 

@@ -58,6 +58,11 @@ pub struct SockOpts {
     pub keepalive: Option<Keepalive>,
 }
 
+/// The buffer size argument of `set_recvbuf` / `set_sendbuf` (required).
+fn size_arg(a: &Args) -> NResult<usize> {
+    buffer_size(&a.get(2)).map_err(|e| a.bad(2, e))?.ok_or_else(|| a.expected(2, "integer"))
+}
+
 /// A buffer size in bytes: an integer in 1..2^31-1.
 pub fn buffer_size(v: &LuaValue) -> Result<Option<usize>, String> {
     let n = match v {
@@ -272,17 +277,11 @@ pub fn register_methods(lua: &Lua, methods: &LuaTable) -> LuaResult<()> {
     )?;
     methods.set(
         "set_recvbuf",
-        setter(lua, "set_recvbuf", |a| {
-            let n = buffer_size(&a.get(2)).map_err(|e| a.bad(2, e))?.ok_or_else(|| a.expected(2, "integer"))?;
-            Ok(SockOpts { recvbuf: Some(n), ..Default::default() })
-        })?,
+        setter(lua, "set_recvbuf", |a| Ok(SockOpts { recvbuf: Some(size_arg(a)?), ..Default::default() }))?,
     )?;
     methods.set(
         "set_sendbuf",
-        setter(lua, "set_sendbuf", |a| {
-            let n = buffer_size(&a.get(2)).map_err(|e| a.bad(2, e))?.ok_or_else(|| a.expected(2, "integer"))?;
-            Ok(SockOpts { sendbuf: Some(n), ..Default::default() })
-        })?,
+        setter(lua, "set_sendbuf", |a| Ok(SockOpts { sendbuf: Some(size_arg(a)?), ..Default::default() }))?,
     )?;
     methods.set(
         "set_linger",
