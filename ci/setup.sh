@@ -20,11 +20,13 @@ trap 'rc=$?; [ $rc -eq 0 ] || echo "ci/setup.sh: FAILED (exit $rc)" >&2' EXIT
 #   luarocks, busted (lua-busted ships it for 5.1..5.4, so it runs under luajit too),
 #   libssl-dev + pkg-config (openssl crate), gcc (linker for rustc), git, curl and openssl (test
 #   peers: curl, openssl s_server), python3 + pip + websockets (Python test peers), nodejs + npm
-#   (node test peers, below).
+#   (node test peers, below); HTTP peers: nghttp/nghttpd (h2 both ways), tinyproxy (a real
+#   HTTP/CONNECT proxy; the tests start their own instance on a loopback port).
 PACKAGES=(
   lua5.4 liblua5.4-dev luajit libluajit-5.1-dev luarocks lua-busted
   libssl-dev pkg-config gcc libc6-dev git ca-certificates curl openssl
   python3 python3-pip python3-websockets
+  nghttp2-client nghttp2-server tinyproxy
 )
 # node and npm (node WebSocket peers) only when missing as commands: a node from elsewhere (e.g.
 # NodeSource's nodejs, which ships npm itself and conflicts with Debian's npm) is fine as it is.

@@ -10,6 +10,7 @@
 pub mod dns;
 pub mod error;
 pub mod export;
+pub mod http;
 pub mod io;
 pub mod json;
 pub mod options;
@@ -61,6 +62,7 @@ fn net(lua: &Lua) -> LuaResult<LuaTable> {
     json::register(lua, &net)?;
     url::register(lua, &net)?;
     ws::register(lua, &net)?;
+    http::register(lua, &net)?;
     net.set("websocket", websocket_facade(lua, &net)?)?;
     Ok(net)
 }

@@ -1,0 +1,18 @@
+//! HTTP: the client (`net.request`, `net.http.get/post/...`, the `net.http.request` builder,
+//! `net.http.download`), the server (`net.serve`) and the Express-style router
+//! (`net.http.server()`, in Lua: `src/lua/router.lua`).
+//!
+//! Both sides are hyper 1.x low-level connections on the state's own single-threaded loop
+//! (docs/internals.md, "HTTP"): `server.rs` accepts and serves connections, `router.rs`
+//! loads the router.
+
+mod router;
+
+use mlua::prelude::*;
+
+pub fn register(lua: &Lua, net: &LuaTable) -> LuaResult<()> {
+    let http = lua.create_table()?;
+    router::register(lua, net, &http)?;
+    net.set("http", http)?;
+    Ok(())
+}
