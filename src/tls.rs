@@ -190,8 +190,9 @@ pub async fn connect(
 }
 
 /// Reads a server's `tls` option: a table with `cert` and `key` (PEM), optional `ca_file`
-/// (require client certificates signed by it) and `alpn` (protocols to accept, preferred first).
-pub fn server(o: &Opts, key: &str) -> NResult<Option<std::rc::Rc<Server>>> {
+/// (require client certificates signed by it) and `alpn` (protocols to accept, preferred first;
+/// `default_alpn` when the table names none).
+pub fn server(o: &Opts, key: &str, default_alpn: &[&str]) -> NResult<Option<std::rc::Rc<Server>>> {
     let t = match o.value(key) {
         LuaValue::Nil | LuaValue::Boolean(false) => return Ok(None),
         LuaValue::Table(_) => o.table(key)?.expect("a table"),
@@ -212,7 +213,10 @@ pub fn server(o: &Opts, key: &str) -> NResult<Option<std::rc::Rc<Server>>> {
         b.set_ca_file(&ca).map_err(|e| file_err("CA file", &ca, e))?;
         b.set_verify(SslVerifyMode::PEER | SslVerifyMode::FAIL_IF_NO_PEER_CERT);
     }
-    let alpn = t.strings("alpn")?;
+    let mut alpn = t.strings("alpn")?;
+    if alpn.is_empty() {
+        alpn = default_alpn.iter().map(|p| p.to_string()).collect();
+    }
     if !alpn.is_empty() {
         alpn_wire(&alpn)?; // checks the names
         b.set_alpn_select_callback(move |_, client| {

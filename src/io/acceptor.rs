@@ -8,7 +8,8 @@
 //! the acceptor ends every handshake at once, so peers see the connection end and nothing
 //! finishes into a closed server's queue. `max_connections` bounds how many connections may be
 //! in a handshake or waiting to be taken; past it the acceptor stops taking new ones off the
-//! backlog until one frees. See docs/internals.md, "Transport and acceptor".
+//! backlog until one frees. An HTTP server's "handshake" serves the whole connection and hands
+//! nothing out (see `http::server`). See docs/internals.md, "Transport and acceptor".
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
@@ -187,15 +188,36 @@ impl<T: 'static> Acceptor<T> {
     /// are ended and finished ones not accepted yet are closed: their peers see the connection
     /// end now, not when the collector gets to the acceptor.
     pub fn close(&self) {
+        self.stop_listening();
+        self.running.abort_all();
+        let finished = std::mem::take(&mut *self.ready.borrow_mut());
+        drop(finished);
+        self.running.waiters.wake_all();
+    }
+
+    /// Closes the listening socket only: no new connection is taken (the port is free at
+    /// once), but handshakes in progress go on. An HTTP server's graceful stop.
+    pub fn stop_listening(&self) {
         let sock = self.sock.borrow_mut().take();
         if let Some(Listening::Unix(_, path)) = &sock {
             let _ = std::fs::remove_file(path);
         }
         drop(sock);
-        self.running.abort_all();
-        let finished = std::mem::take(&mut *self.ready.borrow_mut());
-        drop(finished);
         self.running.waiters.wake_all();
+    }
+
+    /// How many connections are in their handshake (for an HTTP server: being served).
+    pub fn running(&self) -> usize {
+        self.running.len()
+    }
+
+    /// Waits until no handshake is running.
+    pub async fn drained(&self) {
+        poll_fn(|cx| {
+            let r = if self.running.len() == 0 { Poll::Ready(()) } else { Poll::Pending };
+            self.running.waiters.pending(cx, r)
+        })
+        .await
     }
 
     /// Whether `max_connections` connections are in a handshake or waiting to be taken.

@@ -183,6 +183,12 @@ impl TaskRef {
     /// failure is then the caller's to report: it is not printed.
     pub async fn join(&self, lua: &Lua) -> Ended {
         self.0.joined.set(true);
+        self.result(lua).await
+    }
+
+    /// Like [`join`](Self::join), but a failure is still printed with its traceback (an HTTP
+    /// handler's error: the server answers 500 and the log says why).
+    pub async fn result(&self, lua: &Lua) -> Ended {
         wait_end(&self.0).await;
         let o = self.0.outcome.borrow();
         match &*o {

@@ -207,15 +207,21 @@ pub struct Bound {
 /// Binds the socket for `listen([host,] port[, opts])`.
 pub fn bind_listener(lua: &Lua, args: &Args) -> NResult<Bound> {
     let (host, port, opos) = listen_args(args)?;
-    let o = args.opts(opos)?;
-    let tls = crate::tls::server(&o, "tls")?;
+    bind(lua, &host, port, args.opts(opos)?, &[])
+}
+
+/// Binds a listening socket on `host:port` with the options every server reads (`tls`,
+/// `reuseaddr`, `reuseport`, `backlog`, socket options, `max_connections`). `alpn` is what a
+/// TLS server offers when its `tls` table names no `alpn` of its own.
+pub fn bind(lua: &Lua, host: &str, port: u16, o: Opts, alpn: &[&str]) -> NResult<Bound> {
+    let tls = crate::tls::server(&o, "tls", alpn)?;
     let reuseaddr = o.boolean("reuseaddr")?.unwrap_or(true);
     let reuseport = o.boolean("reuseport")?.unwrap_or(false);
     let backlog = o.int_in("backlog", 1, 65535)?.unwrap_or(1024) as i32;
     let sockopts = sockopt::SockOpts::from_opts(&o)?;
     let max_connections = o.int_in("max_connections", 1, i64::from(u32::MAX))?.map(|n| n as usize);
-    let addr = listen_addr(&host, port)?;
-    let at = host_port(&host, port);
+    let addr = listen_addr(host, port)?;
+    let at = host_port(host, port);
     let fail = |e: std::io::Error| NetError::io("listen on", &at, &e);
     let sock =
         socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, Some(socket2::Protocol::TCP))

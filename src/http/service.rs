@@ -1,0 +1,334 @@
+//! One request on the server: read its body (within the limits), hand it to the Lua handler
+//! as a table, and turn what the handler returns into a response; WebSocket upgrades are
+//! answered here and handed to `handleWebSocket` by the connection (`server.rs`).
+//!
+//! The request table is Lune's (`method`, `path`, `query`, `headers`, `body`, plus `ip` and
+//! `port` of the peer). The handler returns a string (200, text/plain) or
+//! `{status, headers, body}`; a handler that raises, or returns something else, gives 500 and
+//! the error is printed; the server goes on.
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http::header::{self, HeaderName, HeaderValue};
+use http::{Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use mlua::prelude::*;
+
+use super::body::Body;
+use super::io::{Busy, ConnState};
+use super::server::Server;
+use crate::runtime::task::{self, Ended};
+use crate::ws::handshake::{self, Agreed};
+
+/// A WebSocket upgrade the service answered with 101: the connection hands its transport over.
+pub struct Upgrade {
+    pub agreed: Agreed,
+    /// The request head, as the WebSocket object keeps it (`ws.path`, `ws.headers` ...).
+    pub head: Box<[u8]>,
+}
+
+/// The peer of a connection, as handlers see it.
+pub struct Peer {
+    pub ip: String,
+    pub port: u16,
+}
+
+/// A short plain-text response (errors and refusals).
+pub fn plain(status: StatusCode, text: &str) -> Response<Body> {
+    let mut r = Response::new(Body::full(Bytes::copy_from_slice(text.as_bytes())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    r
+}
+
+fn is_websocket_upgrade(req: &Request<Incoming>) -> bool {
+    let has = |name: HeaderName, token: &str| {
+        req.headers()
+            .get_all(name)
+            .iter()
+            .any(|v| v.to_str().is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token))))
+    };
+    req.version() == http::Version::HTTP_11 && has(header::UPGRADE, "websocket") && has(header::CONNECTION, "upgrade")
+}
+
+/// Serves one request.
+pub async fn handle(
+    srv: Rc<Server>,
+    conn: Rc<ConnState>,
+    peer: Rc<Peer>,
+    upgrade: Option<Rc<std::cell::RefCell<Option<Upgrade>>>>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, std::convert::Infallible> {
+    let busy = Busy::new(&conn);
+    if srv.ws_handler.is_some() && upgrade.is_some() && is_websocket_upgrade(&req) {
+        return Ok(answer_upgrade(&srv, &req, upgrade.as_deref()));
+    }
+    let Some(handler) = &srv.handler else {
+        let mut r = plain(StatusCode::UPGRADE_REQUIRED, "this server takes WebSocket connections only\n");
+        r.headers_mut().insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        r.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+        return Ok(r);
+    };
+    let (parts, body) = req.into_parts();
+    let body = match read_body(&srv, &parts.headers, body).await {
+        Ok(b) => b,
+        Err(r) => return Ok(r),
+    };
+    let Some(lua) = srv.sched.lua() else { return Ok(plain(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")) };
+    let started = request_table(&lua, &parts, &body, &peer)
+        .and_then(|t| task::spawn(&lua, handler.clone(), t.into_lua_multi(&lua)?));
+    let task = match started {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("net.serve: cannot run the handler: {e}");
+            return Ok(plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n"));
+        }
+    };
+    let r = match task.result(&lua).await {
+        // Its failure was printed with the traceback by the task itself.
+        Ended::Failed(_) | Ended::Cancelled => plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n"),
+        Ended::Returned(v) => match response(&lua, v.into_iter().next().unwrap_or(LuaValue::Nil)) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("net.serve: {} {}: {e}", parts.method, parts.uri.path());
+                plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n")
+            }
+        },
+    };
+    Ok(keep_busy(r, busy))
+}
+
+/// A streamed body keeps the connection busy until it is sent.
+fn keep_busy(r: Response<Body>, busy: Busy) -> Response<Body> {
+    let (p, b) = r.into_parts();
+    Response::from_parts(p, b.with_guard(Box::new(busy)))
+}
+
+/// The whole request body, within `body_bytes` (413) and with at most `idle_timeout` between
+/// its pieces (408): a client that stops sending does not hold a handler's place forever.
+async fn read_body(srv: &Server, headers: &http::HeaderMap, mut body: Incoming) -> Result<Bytes, Response<Body>> {
+    let limit = srv.limits.body_bytes;
+    let too_large = || plain(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large\n");
+    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if let (Some(n), Some(max)) = (declared, limit) {
+        if n > max as u64 {
+            return Err(too_large());
+        }
+    }
+    let mut out = BytesMut::new();
+    let gap: Duration = srv.limits.idle_timeout;
+    loop {
+        let frame = match tokio::time::timeout(gap, body.frame()).await {
+            Err(_) => return Err(plain(StatusCode::REQUEST_TIMEOUT, "Request Timeout\n")),
+            Ok(None) => break,
+            Ok(Some(Err(_))) => return Err(plain(StatusCode::BAD_REQUEST, "Bad Request\n")),
+            Ok(Some(Ok(f))) => f,
+        };
+        if let Ok(data) = frame.into_data() {
+            if limit.is_some_and(|max| out.len() + data.len() > max) {
+                return Err(too_large());
+            }
+            if out.is_empty() && http_body::Body::is_end_stream(&body) {
+                return Ok(data);
+            }
+            out.extend_from_slice(&data);
+        }
+    }
+    Ok(out.freeze())
+}
+
+/// The handler's request table.
+fn request_table(lua: &Lua, p: &http::request::Parts, body: &[u8], peer: &Peer) -> LuaResult<LuaTable> {
+    let t = lua.create_table_with_capacity(0, 8)?;
+    t.raw_set("method", p.method.as_str())?;
+    t.raw_set("path", p.uri.path())?;
+    t.raw_set("query", query_table(lua, p.uri.query().unwrap_or("").as_bytes())?)?;
+    t.raw_set("headers", header_table(lua, &p.headers, false)?)?;
+    t.raw_set("body", lua.create_string(body)?)?;
+    t.raw_set("ip", peer.ip.as_str())?;
+    t.raw_set("port", peer.port)?;
+    t.raw_set("version", version_name(p.version))?;
+    Ok(t)
+}
+
+fn version_name(v: http::Version) -> &'static str {
+    match v {
+        http::Version::HTTP_09 => "0.9",
+        http::Version::HTTP_10 => "1.0",
+        http::Version::HTTP_2 => "2",
+        http::Version::HTTP_3 => "3",
+        _ => "1.1",
+    }
+}
+
+/// A query string as a table: a key seen once is a string, a repeated key an array. Bytes are
+/// kept as sent (no UTF-8 check: a request is never refused for its query).
+pub fn query_table(lua: &Lua, q: &[u8]) -> LuaResult<LuaTable> {
+    let t = lua.create_table()?;
+    for (k, v) in crate::url::form_pairs(q) {
+        let (k, v) = (lua.create_string(k)?, lua.create_string(v)?);
+        match t.raw_get::<LuaValue>(&k)? {
+            LuaValue::Nil => t.raw_set(k, v)?,
+            LuaValue::Table(arr) => arr.raw_push(v)?,
+            first => t.raw_set(k, lua.create_sequence_from([first, LuaValue::String(v)])?)?,
+        }
+    }
+    Ok(t)
+}
+
+/// Headers as a table of lower-case names. A repeated header is joined with ", " (a request's
+/// `cookie` with "; ", as HTTP/2 splits it), or, with `arrays`, becomes an array of its values
+/// (a response's `set-cookie` cannot be joined).
+pub fn header_table(lua: &Lua, h: &http::HeaderMap, arrays: bool) -> LuaResult<LuaTable> {
+    let t = lua.create_table_with_capacity(0, h.keys_len())?;
+    for name in h.keys() {
+        let mut values = h.get_all(name).iter();
+        let first = values.next().map(|v| v.as_bytes()).unwrap_or_default();
+        let Some(second) = values.next() else {
+            t.raw_set(name.as_str(), lua.create_string(first)?)?;
+            continue;
+        };
+        let all = std::iter::once(first).chain(std::iter::once(second.as_bytes())).chain(values.map(|v| v.as_bytes()));
+        if arrays {
+            let arr = lua.create_table()?;
+            for v in all {
+                arr.raw_push(lua.create_string(v)?)?;
+            }
+            t.raw_set(name.as_str(), arr)?;
+        } else {
+            let sep: &[u8] = if name == header::COOKIE { b"; " } else { b", " };
+            t.raw_set(name.as_str(), lua.create_string(all.collect::<Vec<_>>().join(sep))?)?;
+        }
+    }
+    Ok(t)
+}
+
+/// What a handler returned, as a response.
+fn response(lua: &Lua, v: LuaValue) -> Result<Response<Body>, String> {
+    match v {
+        LuaValue::String(s) => {
+            let mut r = Response::new(Body::full(Bytes::copy_from_slice(&s.as_bytes())));
+            r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+            Ok(r)
+        }
+        LuaValue::Table(t) => {
+            let status = match t.raw_get::<LuaValue>("status").map_err(|e| e.to_string())? {
+                LuaValue::Nil => 200,
+                LuaValue::Integer(n) if (100..=599).contains(&n) => n as u16,
+                LuaValue::Number(n) if n.fract() == 0.0 && (100.0..=599.0).contains(&n) => n as u16,
+                other => return Err(format!("response status must be an integer in 100..599, got {}", show(&other))),
+            };
+            let mut r = Response::new(Body::Empty);
+            *r.status_mut() = StatusCode::from_u16(status).map_err(|e| e.to_string())?;
+            if let LuaValue::Table(h) = t.raw_get::<LuaValue>("headers").map_err(|e| e.to_string())? {
+                fill_headers(r.headers_mut(), &h)?;
+            }
+            *r.body_mut() = match t.raw_get::<LuaValue>("body").map_err(|e| e.to_string())? {
+                LuaValue::Nil => Body::Empty,
+                LuaValue::String(s) => Body::full(Bytes::copy_from_slice(&s.as_bytes())),
+                LuaValue::Function(f) => super::stream::from_function(lua, f).map_err(|e| e.to_string())?,
+                other => return Err(format!("response body must be a string or a function, got {}", show(&other))),
+            };
+            Ok(r)
+        }
+        other => Err(format!("the handler must return a string or {{status, headers, body}}, got {}", show(&other))),
+    }
+}
+
+fn show(v: &LuaValue) -> String {
+    match v {
+        LuaValue::Integer(n) => n.to_string(),
+        LuaValue::Number(n) => n.to_string(),
+        other => other.type_name().to_string(),
+    }
+}
+
+/// Copies a Lua headers table (`name = value` or `name = {v1, v2}`) into `h`.
+pub fn fill_headers(h: &mut http::HeaderMap, t: &LuaTable) -> Result<(), String> {
+    for pair in t.pairs::<LuaValue, LuaValue>() {
+        let (k, v) = pair.map_err(|e| e.to_string())?;
+        let LuaValue::String(k) = k else { return Err(format!("header names must be strings, got {}", k.type_name())) };
+        let name = HeaderName::from_bytes(&k.as_bytes())
+            .map_err(|_| format!("invalid header name {:?}", k.to_string_lossy()))?;
+        let value = |v: &LuaValue| -> Result<HeaderValue, String> {
+            let bytes = match v {
+                LuaValue::String(s) => s.as_bytes().to_vec(),
+                LuaValue::Integer(n) => n.to_string().into_bytes(),
+                LuaValue::Number(n) => n.to_string().into_bytes(),
+                other => return Err(format!("header {name}: a string expected, got {}", other.type_name())),
+            };
+            HeaderValue::from_bytes(&bytes).map_err(|_| format!("header {name}: invalid value"))
+        };
+        match &v {
+            LuaValue::Table(list) => {
+                for item in list.sequence_values::<LuaValue>() {
+                    h.append(name.clone(), value(&item.map_err(|e| e.to_string())?)?);
+                }
+            }
+            _ => {
+                h.insert(name.clone(), value(&v)?);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Answers a WebSocket upgrade: 101 with the negotiated headers (the connection then hands its
+/// transport to `handleWebSocket`), or the refusal's status.
+fn answer_upgrade(
+    srv: &Server,
+    req: &Request<Incoming>,
+    slot: Option<&std::cell::RefCell<Option<Upgrade>>>,
+) -> Response<Body> {
+    let headers: Vec<(&str, &[u8])> = req.headers().iter().map(|(k, v)| (k.as_str(), v.as_bytes())).collect();
+    let head = handshake::RequestHead { method: req.method().as_str(), http11: true, headers: &headers };
+    match handshake::negotiate(&head, &srv.ws_config) {
+        Ok(n) => {
+            let mut r = Response::new(Body::Empty);
+            *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+            let h = r.headers_mut();
+            h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+            h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+            for (k, v) in &n.response {
+                if let (Ok(k), Ok(v)) = (HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(v)) {
+                    h.insert(k, v);
+                }
+            }
+            if let Some(slot) = slot {
+                *slot.borrow_mut() = Some(Upgrade { agreed: n.agreed, head: request_head(req) });
+            }
+            r
+        }
+        Err(rej) => {
+            let (phrase, extra) = rej.phrase_and_headers();
+            let mut r = plain(
+                StatusCode::from_u16(rej.status).unwrap_or(StatusCode::BAD_REQUEST),
+                &format!("{phrase}: {}\n", rej.reason),
+            );
+            for (k, v) in extra {
+                if let Ok(k) = HeaderName::from_bytes(k.as_bytes()) {
+                    r.headers_mut().insert(k, HeaderValue::from_static(v));
+                }
+            }
+            r
+        }
+    }
+}
+
+/// The request head as text, for the WebSocket object to keep.
+fn request_head(req: &Request<Incoming>) -> Box<[u8]> {
+    let mut out = Vec::with_capacity(256);
+    let target = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    out.extend_from_slice(format!("{} {} HTTP/1.1\r\n", req.method(), target).as_bytes());
+    for (k, v) in req.headers() {
+        out.extend_from_slice(k.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(v.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out.into_boxed_slice()
+}
