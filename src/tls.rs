@@ -36,6 +36,16 @@ pub struct ClientOpts {
     alpn: Vec<String>,
 }
 
+impl ClientOpts {
+    /// Offers `protocols` by ALPN unless the script chose its own.
+    pub fn offering(mut self, protocols: &[&str]) -> Self {
+        if self.alpn.is_empty() {
+            self.alpn = protocols.iter().map(|p| p.to_string()).collect();
+        }
+        self
+    }
+}
+
 /// Server settings from a `tls` option.
 pub struct Server {
     acceptor: SslAcceptor,

@@ -19,7 +19,12 @@ pub enum Body {
     Full(Option<Bytes>),
     /// Chunks pushed by a producer (see [`Pipe`]).
     Stream(Rc<Pipe>, Option<Box<dyn std::any::Any>>),
+    /// A file uploaded as it is read (`body = {file = path}`).
+    File(std::fs::File),
 }
+
+/// How much of a file one body frame carries.
+const FILE_CHUNK: usize = 64 * 1024;
 
 impl Body {
     pub fn full(b: impl Into<Bytes>) -> Body {
@@ -56,6 +61,19 @@ impl http_body::Body for Body {
                 }
                 r.map(|o| o.map(|r| r.map(Frame::data)))
             }
+            // A local file read is quick enough to do in the poll (no thread hop).
+            Body::File(f) => {
+                use std::io::Read;
+                let mut buf = vec![0u8; FILE_CHUNK];
+                match f.read(&mut buf) {
+                    Ok(0) => Poll::Ready(None),
+                    Ok(n) => {
+                        buf.truncate(n);
+                        Poll::Ready(Some(Ok(Frame::data(Bytes::from(buf)))))
+                    }
+                    Err(e) => Poll::Ready(Some(Err(e.into()))),
+                }
+            }
         }
     }
 
@@ -63,7 +81,7 @@ impl http_body::Body for Body {
         match self {
             Body::Empty => true,
             Body::Full(b) => b.is_none(),
-            Body::Stream(..) => false,
+            Body::Stream(..) | Body::File(_) => false,
         }
     }
 
@@ -71,7 +89,7 @@ impl http_body::Body for Body {
         match self {
             Body::Empty => SizeHint::with_exact(0),
             Body::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
-            Body::Stream(..) => SizeHint::default(),
+            Body::Stream(..) | Body::File(_) => SizeHint::default(),
         }
     }
 }

@@ -9,17 +9,49 @@
 //! `router.rs` loads the router.
 
 mod body;
+mod client;
+mod decode;
 mod io;
+mod pool;
+mod proxy;
+mod reader;
 mod router;
 mod server;
 mod service;
 mod stream;
 
+use std::rc::Rc;
+
 use mlua::prelude::*;
+
+use crate::error::NetError;
+use crate::export::async_func;
 
 pub fn register(lua: &Lua, net: &LuaTable) -> LuaResult<()> {
     server::register(lua, net)?;
+    reader::register(lua)?;
+    let pool = Rc::new(pool::Pool::default());
+    let request = async_func(lua, "net.request", move |lua, a| {
+        let spec = client::prepare(lua, &a)?;
+        let (lua, pool) = (lua.clone(), pool.clone());
+        Ok(async move {
+            let what = format!("{} {}", spec.method, spec.url);
+            let fetched = match spec.timeout {
+                Some(d) => tokio::time::timeout(d, client::fetch(&lua, &pool, spec))
+                    .await
+                    .map_err(|_| NetError::timeout(&what, "", d))??,
+                None => client::fetch(&lua, &pool, spec).await?,
+            };
+            Ok(client::response_table(&lua, fetched)?)
+        })
+    })?;
+    net.set("request", request)?;
     let http = lua.create_table()?;
+    // SAFETY: `isatty` reads one integer argument and pushes a boolean.
+    let isatty = lua.create_function(|_, fd: i32| Ok(unsafe { libc::isatty(fd) } == 1))?;
+    let helpers: LuaTable =
+        lua.load(include_str!("../lua/http.lua")).set_name("=net.http").call((net.clone(), http.clone(), isatty))?;
+    lua.set_named_registry_value("net.http.response", helpers.get::<LuaTable>("response")?)?;
     router::register(lua, net, &http)?;
     net.set("http", http)?;
     Ok(())

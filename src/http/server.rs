@@ -129,7 +129,7 @@ impl Drop for Registered {
 
 /// hyper's HTTP/2 spawns a task per stream: on our loop, not a thread pool.
 #[derive(Clone, Copy)]
-struct LocalExec;
+pub struct LocalExec;
 
 impl<F: Future + 'static> hyper::rt::Executor<F> for LocalExec {
     fn execute(&self, fut: F) {

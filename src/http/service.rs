@@ -154,7 +154,7 @@ fn request_table(lua: &Lua, p: &http::request::Parts, body: &[u8], peer: &Peer) 
     Ok(t)
 }
 
-fn version_name(v: http::Version) -> &'static str {
+pub fn version_name(v: http::Version) -> &'static str {
     match v {
         http::Version::HTTP_09 => "0.9",
         http::Version::HTTP_10 => "1.0",
