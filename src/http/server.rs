@@ -463,6 +463,18 @@ pub fn register(lua: &Lua, net: &LuaTable) -> LuaResult<()> {
     let getters = lua.create_table()?;
     getters.set("ip", lua.create_function(|_, ud: LuaAnyUserData| Ok(ud.borrow::<Handle>()?.ip.clone()))?)?;
     getters.set("port", lua.create_function(|_, ud: LuaAnyUserData| Ok(ud.borrow::<Handle>()?.port))?)?;
+    // `close()`: `stop()` that is harmless twice (and `<close>` on Lua 5.4), like every other
+    // object of the module.
+    methods.set(
+        "close",
+        func(lua, "close", |_, a| {
+            let h = a.this::<Handle>("server handle")?;
+            if !h.srv.stopped.get() {
+                h.stop()?;
+            }
+            Ok(())
+        })?,
+    )?;
     register_type::<Handle>(lua, methods, Some(getters), |h| {
         let stopped = if h.srv.stopped.get() { ", stopped" } else { "" };
         format!("http.server{{{}{stopped}}}", crate::tcp::host_port(&h.ip, h.port))

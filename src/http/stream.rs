@@ -50,7 +50,8 @@ pub fn from_function(lua: &Lua, f: LuaFunction) -> LuaResult<Body> {
     }));
     let p = pipe.clone();
     let lua2 = lua.clone();
-    tokio::task::spawn_local(async move {
+    // Through the state's LocalSet: this runs when the request is prepared, maybe outside it.
+    crate::runtime::sched(lua).local.spawn_local(async move {
         let end = match producer.result(&lua2).await {
             Ended::Returned(_) => Ok(()),
             Ended::Failed(_) => Err("the body function raised an error".to_string()),
