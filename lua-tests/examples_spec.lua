@@ -27,12 +27,17 @@ local expectations = {
   framing = { "sent 2 numbers, got result = 3", "sent 6 numbers, got result = 21" },
   udp_discovery = { "found service%-1 at", "found service%-2 at", "2 services found" },
   wippy_client = { "Received ping\nReceived:\tHello\nConnection closed\ndone\n" },
+  lune_net = { "^true\n200\tOK\ntext/html\n101\t%-\tCool Pencil\nEcho:\nhello\nHTTP/1.1 200 OK\ndone\n" },
+  multicore = {
+    "serving http://127%.0%.0%.1:%d+/ with 2 worker processes",
+    "worker 1 answered [1-9]%d* requests", "worker 2 answered [1-9]%d* requests", "all workers stopped",
+  },
 }
 
 describe("examples/", function()
   for name, patterns in pairs(expectations) do
     it(name .. ".lua runs and prints what it should", function()
-      local code, out = run(name)
+      local code, out = run(name, name == "multicore" and "--selftest" or nil)
       assert.are.equal(0, code, out)
       for _, pat in ipairs(patterns) do
         assert.is_truthy(out:find(pat), ("missing %q in:\n%s"):format(pat, out))
