@@ -196,6 +196,8 @@ describe("net.serve", function()
 
   it("hands upgrades to handleWebSocket with the request's path and query", function()
     local _, base = serve(echo, { handleWebSocket = function(ws)
+      local r = ws.request
+      assert(r.method == "GET" and r.path == "/room" and r.query.id == "7" and r.headers.upgrade == "websocket")
       ws:send(ws.path .. "?" .. ws.query)
       local m = ws:recv()
       ws:send("echo " .. m.data)
@@ -211,6 +213,37 @@ describe("net.serve", function()
       -- Plain requests still reach handleRequest.
       assert.equal("GET", net.request(base .. "/x"):json().method)
     end)
+  end)
+
+  it("with stream = true, handlers read large request bodies piece by piece, within body_bytes", function()
+    local _, base = serve(function(req)
+      assert.is_nil(req.body)
+      local total, pieces = 0, 0
+      local ok, e = pcall(function()
+        while true do
+          local piece = req:read(65536)
+          if piece == nil then break end
+          total, pieces = total + #piece, pieces + 1
+        end
+      end)
+      if not ok then return { status = 413, body = e } end
+      return total .. " bytes in " .. (pieces > 1 and "pieces" or "one piece")
+    end, { stream = true, limits = { body_bytes = 3000000 } })
+    local n = 0
+    local r = net.request({ url = base, method = "POST", body = function()
+      n = n + 1
+      if n > 40 then return nil end
+      return string.rep("x", 65536)
+    end })
+    assert.equal("2621440 bytes in pieces", r.body)
+    n = 0
+    r = net.request({ url = base, method = "POST", body = function()
+      n = n + 1
+      if n > 60 then return nil end
+      return string.rep("x", 65536)
+    end })
+    assert.equal(413, r.status)
+    assert.matches("^limit: POST /: the body is over 3000000 bytes", r.body)
   end)
 
   it("with only handleWebSocket, plain requests get 426", function()

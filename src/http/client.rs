@@ -519,7 +519,7 @@ async fn respond(sent: Sent, hop: &Hop<'_>, spec: &Spec, pool: &Rc<Pool>) -> NRe
     let (mut parts, incoming) = res.into_parts();
     let decoder = decoder_for(spec, method, parts.status, &mut parts.headers);
     let back = if keep_alive(&parts.headers) { tx.map(|tx| (key, tx)) } else { None };
-    let mut reader = Reader::new(incoming, decoder, what.to_string(), back, pool.clone());
+    let mut reader = Reader::new(incoming, decoder, what.to_string(), back, Some(pool.clone()));
     let body = if spec.stream {
         reader.set_gap(spec.timeout);
         Err(reader)

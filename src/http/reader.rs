@@ -2,6 +2,7 @@
 //! connection going back to the pool once the body ended cleanly. `net.request` reads it whole;
 //! with `stream = true` the script gets it as `res:read([n])`, `res:lines()`, `res:close()`
 //! (server-sent events, bodies larger than memory), each read bounded by the request's timeout.
+//! A server with `stream = true` hands request bodies to handlers the same way (`req:read()`).
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -31,6 +32,9 @@ pub struct Reader {
     pool: Option<Rc<Pool>>,
     /// The longest wait for the next piece of a streamed body.
     gap: Option<Duration>,
+    /// At most this many bytes (a server's `body_bytes` for a streamed request body).
+    limit: Option<usize>,
+    seen: usize,
 }
 
 impl Reader {
@@ -39,9 +43,13 @@ impl Reader {
         decoder: Option<Decoder>,
         what: String,
         back: Option<(Key, http1::SendRequest<Body>)>,
-        pool: Rc<Pool>,
+        pool: Option<Rc<Pool>>,
     ) -> Self {
-        Reader { body: Some(body), decoder, buf: BytesMut::new(), what, back, pool: Some(pool), gap: None }
+        Reader { body: Some(body), decoder, buf: BytesMut::new(), what, back, pool, gap: None, limit: None, seen: 0 }
+    }
+
+    pub fn set_limit(&mut self, limit: Option<usize>) {
+        self.limit = limit;
     }
 
     pub fn set_gap(&mut self, gap: Option<Duration>) {
@@ -64,6 +72,11 @@ impl Reader {
         match next {
             Some(Ok(frame)) => {
                 if let Ok(data) = frame.into_data() {
+                    self.seen += data.len();
+                    if let Some(max) = self.limit.filter(|&m| self.seen > m) {
+                        self.body = None;
+                        return Err(NetError::new(Kind::Limit, format!("{}: the body is over {max} bytes", self.what)));
+                    }
                     match self.decoder.as_mut() {
                         None => self.buf.extend_from_slice(&data),
                         Some(d) => {

@@ -110,6 +110,8 @@ pub struct Server {
     /// `max_message_size` of the WebSockets handed to `handleWebSocket`.
     pub ws_max: usize,
     pub limits: Limits,
+    /// `stream = true`: handlers read request bodies themselves (`req:read()`).
+    pub stream_body: bool,
     pub sched: Rc<Sched>,
     tls: Option<Rc<crate::tls::Server>>,
     /// Connections being served, to tell them about a graceful stop.
@@ -380,6 +382,7 @@ fn serve(lua: &Lua, a: Args) -> NResult<LuaAnyUserData> {
             )
         }
     };
+    let stream_body = o.boolean("stream")?.unwrap_or(false);
     raise_fd_limit();
     let b = crate::tcp::bind(lua, &host, port, o, &["h2", "http/1.1"])?;
     let local: SocketAddr = b.local.parse().map_err(|_| NetError::new(crate::error::Kind::Io, "no local address"))?;
@@ -390,6 +393,7 @@ fn serve(lua: &Lua, a: Args) -> NResult<LuaAnyUserData> {
         ws_config: handshake::ServerConfig { protocols, compress },
         ws_max,
         limits,
+        stream_body,
         sched: s.clone(),
         tls: b.tls,
         conns: RefCell::default(),

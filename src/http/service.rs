@@ -19,6 +19,7 @@ use mlua::prelude::*;
 
 use super::body::Body;
 use super::io::{Busy, ConnState};
+use super::reader::{Reader, Stream};
 use super::server::Server;
 use crate::runtime::task::{self, Ended};
 use crate::ws::handshake::{self, Agreed};
@@ -73,12 +74,22 @@ pub async fn handle(
         return Ok(r);
     };
     let (parts, body) = req.into_parts();
-    let body = match read_body(&srv, &parts.headers, body).await {
-        Ok(b) => b,
-        Err(r) => return Ok(r),
+    let body = if srv.stream_body {
+        if let Some(r) = declared_too_large(&srv, &parts.headers) {
+            return Ok(r);
+        }
+        let mut reader = Reader::new(body, None, format!("{} {}", parts.method, parts.uri.path()), None, None);
+        reader.set_gap(Some(srv.limits.header_timeout));
+        reader.set_limit(srv.limits.body_bytes);
+        Err(reader)
+    } else {
+        match read_body(&srv, &parts.headers, body).await {
+            Ok(b) => Ok(b),
+            Err(r) => return Ok(r),
+        }
     };
     let Some(lua) = srv.sched.lua() else { return Ok(plain(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")) };
-    let started = request_table(&lua, &parts, &body, &peer)
+    let started = request_table(&lua, &parts, body, &peer)
         .and_then(|t| task::spawn(&lua, handler.clone(), t.into_lua_multi(&lua)?));
     let task = match started {
         Ok(t) => t,
@@ -112,14 +123,11 @@ fn keep_busy(r: Response<Body>, busy: Busy) -> Response<Body> {
 async fn read_body(srv: &Server, headers: &http::HeaderMap, mut body: Incoming) -> Result<Bytes, Response<Body>> {
     let limit = srv.limits.body_bytes;
     let too_large = || plain(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large\n");
-    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if let (Some(n), Some(max)) = (declared, limit) {
-        if n > max as u64 {
-            return Err(too_large());
-        }
+    if let Some(r) = declared_too_large(srv, headers) {
+        return Err(r);
     }
     let mut out = BytesMut::new();
-    let gap: Duration = srv.limits.idle_timeout;
+    let gap: Duration = srv.limits.header_timeout;
     loop {
         let frame = match tokio::time::timeout(gap, body.frame()).await {
             Err(_) => return Err(plain(StatusCode::REQUEST_TIMEOUT, "Request Timeout\n")),
@@ -140,14 +148,30 @@ async fn read_body(srv: &Server, headers: &http::HeaderMap, mut body: Incoming) 
     Ok(out.freeze())
 }
 
-/// The handler's request table.
-fn request_table(lua: &Lua, p: &http::request::Parts, body: &[u8], peer: &Peer) -> LuaResult<LuaTable> {
+/// `413` when `Content-Length` says the body is over `body_bytes`, before reading any of it.
+fn declared_too_large(srv: &Server, headers: &http::HeaderMap) -> Option<Response<Body>> {
+    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok())?;
+    let max = srv.limits.body_bytes?;
+    (declared > max as u64).then(|| plain(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large\n"))
+}
+
+/// The handler's request table: the whole body, or (`stream = true`) a reader with the
+/// message methods (`req:read()`, `req:lines()`).
+fn request_table(lua: &Lua, p: &http::request::Parts, body: Result<Bytes, Reader>, peer: &Peer) -> LuaResult<LuaTable> {
     let t = lua.create_table_with_capacity(0, 8)?;
     t.raw_set("method", p.method.as_str())?;
     t.raw_set("path", p.uri.path())?;
     t.raw_set("query", query_table(lua, p.uri.query().unwrap_or("").as_bytes())?)?;
     t.raw_set("headers", header_table(lua, &p.headers, false)?)?;
-    t.raw_set("body", lua.create_string(body)?)?;
+    match body {
+        Ok(b) => t.raw_set("body", lua.create_string(&b)?)?,
+        Err(reader) => {
+            t.raw_set("stream", lua.create_any_userdata(Rc::new(Stream::new(reader)))?)?;
+            if let Some(mt) = lua.named_registry_value::<Option<LuaTable>>("net.http.response")? {
+                t.set_metatable(Some(mt))?;
+            }
+        }
+    }
     t.raw_set("ip", peer.ip.as_str())?;
     t.raw_set("port", peer.port)?;
     t.raw_set("version", version_name(p.version))?;

@@ -415,6 +415,21 @@ fn try_recv(lua: &Lua, a: Args, data_only: bool) -> LuaResult<LuaMultiValue> {
     }
 }
 
+/// Request headers as a table: lower-case names, a repeated header's values joined by ", "
+/// (RFC 9110 §5.3).
+fn header_table(lua: &Lua, headers: &[(&str, &[u8])]) -> LuaResult<LuaTable> {
+    let t = lua.create_table()?;
+    for (name, value) in headers {
+        let name = name.to_ascii_lowercase();
+        let joined = match t.raw_get::<Option<LuaString>>(name.as_str())? {
+            None => lua.create_string(value)?,
+            Some(prev) => lua.create_string([&prev.as_bytes()[..], b", ", value].concat())?,
+        };
+        t.raw_set(name, joined)?;
+    }
+    Ok(t)
+}
+
 /// A field read from the kept upgrade request; nil on a client-side connection.
 fn request_field(
     lua: &Lua,
@@ -538,17 +553,19 @@ pub fn register(lua: &Lua) -> LuaResult<()> {
     getters.set(
         "headers",
         lua.create_function(|lua, ud: LuaAnyUserData| {
+            request_field(lua, &ud, |lua, v| Ok(LuaValue::Table(header_table(lua, &v.headers)?)))
+        })?,
+    )?;
+    // The same as one table shaped like a `net.serve` request: the query decoded.
+    getters.set(
+        "request",
+        lua.create_function(|lua, ud: LuaAnyUserData| {
             request_field(lua, &ud, |lua, v| {
-                // Lower-case names; a repeated header's values joined by ", " (RFC 9110 §5.3).
                 let t = lua.create_table()?;
-                for (name, value) in v.headers {
-                    let name = name.to_ascii_lowercase();
-                    let joined = match t.raw_get::<Option<LuaString>>(name.as_str())? {
-                        None => lua.create_string(value)?,
-                        Some(prev) => lua.create_string([&prev.as_bytes()[..], b", ", value].concat())?,
-                    };
-                    t.raw_set(name, joined)?;
-                }
+                t.raw_set("method", "GET")?;
+                t.raw_set("path", lua.create_string(v.path)?)?;
+                t.raw_set("query", crate::http::query_table(lua, v.query.unwrap_or("").as_bytes())?)?;
+                t.raw_set("headers", header_table(lua, &v.headers)?)?;
                 Ok(LuaValue::Table(t))
             })
         })?,
