@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One-time setup for bench/ (Debian 12, root): anchor Lua packages + the Rust load tools.
 # Idempotent. The net module itself is built by ci/build.sh into build/5.4/ and build/luajit/.
+# Usage: bench/install.sh [ws] [http]   (default: both; the base packages and tools/ always)
 #
 # For ws.sh it also prepares the workplace anchors' WebSocket tools from ANCHORS
 # (default: the shared/ folder beside the repo, shared/bench/anchors), copied into
@@ -11,19 +12,54 @@
 #   lua/ws_echo_luahttp.lua (lua-http + cqueues, from apt)
 set -eu
 cd "$(dirname "$0")"
+PARTS=${*:-ws http}
+want() { case " $PARTS " in *" $1 "*) return 0 ;; esac; return 1; }
+for p in $PARTS; do case $p in ws|http) ;; *) echo "unknown part $p (ws, http)" >&2; exit 2 ;; esac; done
 PKGS="lua5.4 luajit lua-luv lua-copas lua-socket lua-compat53 time lua-http lua-cqueues"
 if ! dpkg -s $PKGS >/dev/null 2>&1; then
 	apt-get update
 	DEBIAN_FRONTEND=noninteractive apt-get install -y $PKGS
 fi
-if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+if want ws && { ! command -v node >/dev/null || ! command -v npm >/dev/null; }; then
 	apt-get update
 	DEBIAN_FRONTEND=noninteractive apt-get install -y nodejs npm
 fi
-cargo build --release -j2 --manifest-path tools/Cargo.toml   # -> bench/tools/target/release/{tcp-load,tcp-echo-server}
+# --target-dir: lib.sh looks for the tools there, whatever CARGO_TARGET_DIR says
+cargo build --release -j2 --manifest-path tools/Cargo.toml --target-dir tools/target  # -> tcp-load, tcp-echo-server, hyper-hello, http-idle
 echo "bench tools: $(pwd)/tools/target/release"
 
+# ---- HTTP anchors (http.sh) -----------------------------------------------------------------
+# wrk (HTTP/1.1 load), h2load (HTTP/2), nginx + the OpenResty Lua module, LuaSocket and lua-http
+# (Debian's lua-http is packaged for Lua <= 5.3 but is pure Lua: lib.sh puts those directories on
+# the 5.4 path, and lua-cqueues/lua-socket ship 5.4 builds).
+if want http; then
+	HTTP_PKGS="wrk nghttp2-client nginx libnginx-mod-http-ndk libpcre3 lua-socket lua-http lua-cqueues lua-compat53"
+	if ! dpkg -s $HTTP_PKGS >/dev/null 2>&1; then
+		apt-get update
+		DEBIAN_FRONTEND=noninteractive apt-get install -y $HTTP_PKGS
+	fi
+	# libnginx-mod-http-lua is not installed but extracted into tools/target/nginx-lua (git-ignored):
+	# its lua-resty-core depends on libluajit2-5.1-2, which Conflicts with the stock
+	# libluajit-5.1-2 that luajit and net's LuaJIT build need. bench/nginx/run-nginx.sh loads the
+	# module from there, with OpenResty's luajit2 on LD_LIBRARY_PATH. Re-extracted when nginx changes.
+	ORX=tools/target/nginx-lua
+	NGX=$(dpkg-query -W -f='${Version}' nginx)
+	if [ "$(cat "$ORX/.nginx-version" 2>/dev/null)" != "$NGX" ] || [ ! -f "$ORX/usr/lib/nginx/modules/ngx_http_lua_module.so" ]; then
+		rm -rf "$ORX" tools/target/nginx-lua-debs
+		mkdir -p "$ORX" tools/target/nginx-lua-debs
+		( cd tools/target/nginx-lua-debs && apt-get -o APT::Sandbox::User=root download libnginx-mod-http-lua lua-resty-core \
+			lua-resty-lrucache libluajit2-5.1-2 libluajit2-5.1-common )
+		for f in tools/target/nginx-lua-debs/*.deb; do
+			dpkg-deb -x "$f" "$ORX"
+			dpkg-deb -W --showformat='${Package} ${Version}\n' "$f" >>"$ORX/.versions"
+		done
+		echo "$NGX" >"$ORX/.nginx-version"
+	fi
+	echo "http anchors: nginx $NGX + lua module in $(pwd)/$ORX; wrk, h2load, lua-http, LuaSocket from apt"
+fi
+
 # ---- WebSocket anchors (ws.sh) ---------------------------------------------------------------
+want ws || exit 0
 ANCHORS=${ANCHORS:-$(cd .. && pwd)/../shared/bench/anchors}
 [ -d "$ANCHORS" ] || ANCHORS=/work/shared/bench/anchors
 [ -f "$ANCHORS/netbench/Cargo.toml" ] || { echo "anchors not found at $ANCHORS (set ANCHORS=)" >&2; exit 1; }

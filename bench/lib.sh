@@ -1,5 +1,5 @@
-# Source me. Environment + helpers for bench/tcp.sh and bench/micro.sh (adapted from the
-# workplace's performance anchors: shared/bench/anchors/{env,lib}.sh).
+# Source me. Environment + helpers for bench/tcp.sh, ws.sh, http.sh and micro.sh (adapted from
+# the workplace's performance anchors: shared/bench/anchors/{env,lib}.sh).
 BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$BENCH/.." && pwd)
 TOOLS=${TOOLS:-$BENCH/tools/target/release}
@@ -49,8 +49,13 @@ wait_port() { # bounded: 10 s
 }
 
 SRV_PID=
+SRV_EXTRA=   # more server PIDs (http.sh's reuseport test): stopped and CPU-counted with SRV_PID
 start_server() { # start_server PORT LOGNAME CMD... : CMD pinned to $SERVER_CPU, own autogroup (prio.sh)
 	local port=$1 log=$2; shift 2
+	# a leftover server on the port would be measured instead of this one
+	if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+		echo "port $port already in use: not starting $*" | tee "$OUT/raw/$log.server.log" >&2; return 1
+	fi
 	taskset -c "$SERVER_CPU" "$BENCH/prio.sh" "$@" >"$OUT/raw/$log.server.log" 2>&1 &
 	SRV_PID=$!
 	wait_port "$port" || { stop_server; return 1; }
@@ -60,6 +65,13 @@ start_server() { # start_server PORT LOGNAME CMD... : CMD pinned to $SERVER_CPU,
 SRV_RC=
 stop_server() { # sets SRV_RC to the exit status if the server had already exited, else ""
 	SRV_RC=
+	local p
+	for p in $SRV_EXTRA; do
+		kill "$p" 2>/dev/null
+		for _ in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+		kill -9 "$p" 2>/dev/null; wait "$p" 2>/dev/null
+	done
+	SRV_EXTRA=
 	[ -n "$SRV_PID" ] || return 0
 	if ! kill -0 "$SRV_PID" 2>/dev/null; then wait "$SRV_PID" 2>/dev/null; SRV_RC=$?; SRV_PID=; return 0; fi
 	kill "$SRV_PID" 2>/dev/null
@@ -71,8 +83,8 @@ stop_server() { # sets SRV_RC to the exit status if the server had already exite
 trap stop_server EXIT
 trap 'stop_server; exit 130' INT TERM
 
-load() { # load CMD... : the load generator pinned to $LOAD_CPU, bounded by timeout
-	timeout 90 taskset -c "$LOAD_CPU" "$BENCH/prio.sh" "$@"
+load() { # load CMD... : the load generator pinned to $LOAD_CPU, bounded by timeout ($LOAD_TIMEOUT s)
+	timeout "${LOAD_TIMEOUT:-90}" taskset -c "$LOAD_CPU" "$BENCH/prio.sh" "$@"
 }
 
 kv() { # kv KEY < RESULT-line : extract key=value
@@ -93,13 +105,22 @@ wait_quiet() { # up to QUIET_MAX s for < QUIET_PCT % busy (both cores) over 1 s
 jiffies() { # utime+stime of PID (fields 14+15 of /proc/PID/stat; comm has no spaces here); "" if gone
 	awk '{print $14+$15}' "/proc/$1/stat" 2>/dev/null
 }
+# srv_jiffies: the server's CPU = $SRV_PID and $SRV_EXTRA and their direct children (nginx's
+# master runs no requests, its workers do); "" if $SRV_PID is gone.
+srv_jiffies() {
+	[ -r "/proc/$SRV_PID/stat" ] || return 0
+	local p kids t=0 j
+	kids=$(ps -o pid= --ppid "$(echo "$SRV_PID $SRV_EXTRA" | xargs | tr ' ' ,)" 2>/dev/null)
+	for p in $SRV_PID $SRV_EXTRA $kids; do j=$(jiffies "$p"); t=$(( t + ${j:-0} )); done
+	echo "$t"
+}
 CLK_TCK=$(getconf CLK_TCK)
 # measure_begin / measure_end wrap one measured load run. measure_end CLIENT_CPU_SECONDS sets
 # SRVS (server CPU seconds), WALL (s), BG (cores used by other processes) for the interval.
-measure_begin() { read -r MB0 MT0 < <(stat_busy); MS0=$(jiffies "$SRV_PID"); MW0=$(date +%s.%N); }
+measure_begin() { read -r MB0 MT0 < <(stat_busy); MS0=$(srv_jiffies); MW0=$(date +%s.%N); }
 measure_end() {
 	local b1 t1 s1 w1
-	read -r b1 t1 < <(stat_busy); s1=$(jiffies "$SRV_PID"); w1=$(date +%s.%N)
+	read -r b1 t1 < <(stat_busy); s1=$(srv_jiffies); w1=$(date +%s.%N)
 	WALL=$(awk -v a="$MW0" -v b="$w1" 'BEGIN{printf "%.3f", b-a}')
 	if [ -n "$s1" ] && [ -n "$MS0" ]; then # server still there: its CPU over the interval
 		SRVS=$(awk -v s=$((s1 - MS0)) -v hz="$CLK_TCK" 'BEGIN{printf "%.3f", s/hz}')
