@@ -14,6 +14,7 @@ mod decode;
 mod io;
 mod pool;
 mod proxy;
+mod raw;
 mod reader;
 mod router;
 mod server;

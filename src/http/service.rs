@@ -7,6 +7,7 @@
 //! `{status, headers, body}`; a handler that raises, or returns something else, gives 500 and
 //! the error is printed; the server goes on.
 
+use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -15,6 +16,7 @@ use http::header::{self, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
+use mlua::ffi;
 use mlua::prelude::*;
 
 use super::body::Body;
@@ -89,27 +91,70 @@ pub async fn handle(
         }
     };
     let Some(lua) = srv.sched.lua() else { return Ok(plain(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")) };
-    let started = request_table(&lua, &parts, body, &peer)
-        .and_then(|t| task::spawn(&lua, handler.clone(), t.into_lua_multi(&lua)?));
-    let task = match started {
+    // The handler runs inside this future (see `task::run_raw`), its request table pushed with
+    // the C API in one protected call (`raw.rs`).
+    let started = match body {
+        // SAFETY: `push_request` pushes one table with the C API, under run_raw's protection.
+        Ok(bytes) => unsafe { task::run_raw(&lua, handler, |l| super::raw::push_request(l, &parts, &bytes, &peer)) },
+        // SAFETY: pushes nothing more.
+        Err(reader) => request_table(&lua, &parts, reader, &peer)
+            .and_then(|t| unsafe { task::run_raw(&lua, (handler, t), |_| {}) }),
+    };
+    let (task, inline) = match started {
         Ok(t) => t,
         Err(e) => {
             eprintln!("net.serve: cannot run the handler: {e}");
             return Ok(plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n"));
         }
     };
+    let answer: Answer = Rc::default();
+    task.on_return(read_answer(&lua, answer.clone()));
+    inline.await;
     let r = match task.result(&lua).await {
         // Its failure was printed with the traceback by the task itself.
-        Ended::Failed(_) | Ended::Cancelled => plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n"),
-        Ended::Returned(v) => match response(&lua, v.into_iter().next().unwrap_or(LuaValue::Nil)) {
-            Ok(r) => r,
-            Err(e) => {
-                eprintln!("net.serve: {} {}: {e}", parts.method, parts.uri.path());
-                plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n")
-            }
+        Ended::Failed(_) | Ended::Cancelled => Err(None),
+        Ended::Returned(v) => match answer.borrow_mut().take() {
+            Some(r) => r.map_err(Some),
+            None => response(&lua, v.into_iter().next().unwrap_or(LuaValue::Nil)).map_err(Some),
         },
     };
+    let r = r.unwrap_or_else(|e| {
+        if let Some(e) = e {
+            eprintln!("net.serve: {} {}: {e}", parts.method, parts.uri.path());
+        }
+        plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n")
+    });
     Ok(keep_busy(r, busy))
+}
+
+/// Where `read_answer` leaves the response (or why the answer is not one).
+type Answer = Rc<RefCell<Option<Result<Response<Body>, String>>>>;
+
+/// Reads the handler's answer straight off its finished coroutine, in one protected call (see
+/// `raw.rs`); a body function is left for the general path (`response`).
+fn read_answer(lua: &Lua, slot: Answer) -> task::ReturnHook {
+    let lua = lua.clone();
+    Box::new(move |co, n| {
+        let mut got = None;
+        // SAFETY: under exec_raw's protected call on `state`; the `n` results are moved from the
+        // finished coroutine and, when not taken, moved back where they were.
+        let done = unsafe {
+            lua.exec_raw::<()>((), |state| {
+                ffi::luaL_checkstack(state, n + 8, c"results".as_ptr());
+                ffi::lua_xmove(co, state, n);
+                let first = ffi::lua_gettop(state) - n + 1;
+                got = super::raw::read_response(state, first);
+                if got.is_none() {
+                    ffi::lua_xmove(state, co, n);
+                } else {
+                    ffi::lua_pop(state, n);
+                }
+            })
+        };
+        let taken = done.is_ok() && got.is_some();
+        *slot.borrow_mut() = got;
+        taken
+    })
 }
 
 /// A streamed body keeps the connection busy until it is sent.
@@ -155,22 +200,17 @@ fn declared_too_large(srv: &Server, headers: &http::HeaderMap) -> Option<Respons
     (declared > max as u64).then(|| plain(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large\n"))
 }
 
-/// The handler's request table: the whole body, or (`stream = true`) a reader with the
-/// message methods (`req:read()`, `req:lines()`).
-fn request_table(lua: &Lua, p: &http::request::Parts, body: Result<Bytes, Reader>, peer: &Peer) -> LuaResult<LuaTable> {
+/// The handler's request table when it reads the body itself (`stream = true`): a reader with
+/// the message methods (`req:read()`, `req:lines()`). Otherwise `raw::push_request` builds it.
+fn request_table(lua: &Lua, p: &http::request::Parts, reader: Reader, peer: &Peer) -> LuaResult<LuaTable> {
     let t = lua.create_table_with_capacity(0, 8)?;
     t.raw_set("method", p.method.as_str())?;
     t.raw_set("path", p.uri.path())?;
     t.raw_set("query", query_table(lua, p.uri.query().unwrap_or("").as_bytes())?)?;
     t.raw_set("headers", header_table(lua, &p.headers, false)?)?;
-    match body {
-        Ok(b) => t.raw_set("body", lua.create_string(&b)?)?,
-        Err(reader) => {
-            t.raw_set("stream", lua.create_any_userdata(Rc::new(Stream::new(reader)))?)?;
-            if let Some(mt) = lua.named_registry_value::<Option<LuaTable>>("net.http.response")? {
-                t.set_metatable(Some(mt))?;
-            }
-        }
+    t.raw_set("stream", lua.create_any_userdata(Rc::new(Stream::new(reader)))?)?;
+    if let Some(mt) = lua.named_registry_value::<Option<LuaTable>>("net.http.response")? {
+        t.set_metatable(Some(mt))?;
     }
     t.raw_set("ip", peer.ip.as_str())?;
     t.raw_set("port", peer.port)?;

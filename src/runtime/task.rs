@@ -43,7 +43,13 @@ pub struct TaskCell {
     pub(super) slot: Cell<Option<(u32, u16)>>,
     /// The driver's waker while the task sleeps (`net.sleep`); the pump takes it at the deadline.
     pub(super) sleep_waker: RefCell<Option<Waker>>,
+    /// Reads the task's results straight off its finished coroutine (see [`TaskRef::on_return`]).
+    on_return: RefCell<Option<ReturnHook>>,
 }
+
+/// Called with a finished coroutine and how many results sit on its stack; true when it took
+/// them (the task's outcome is then "returned nothing").
+pub type ReturnHook = Box<dyn FnOnce(*mut lua_State, c_int) -> bool>;
 
 impl TaskCell {
     /// Wakes the task at its sleep's deadline (called by the pump of `timer::Sleepers`).
@@ -152,9 +158,65 @@ pub fn spawn(lua: &Lua, f: LuaFunction, args: LuaMultiValue) -> LuaResult<TaskRe
     Ok(TaskRef(start(&s, r, co.0 as *mut lua_State), s))
 }
 
+/// Runs `f(args...)` (`f_and_args`, then what `push` adds) as a task that the caller's own
+/// future drives (the returned [`Inline`]),
+/// not the executor: an HTTP handler is resumed inside hyper's service future, so a handler
+/// that does not wait costs no trip through the scheduler. The arguments are pushed by `push`
+/// in one protected call (a request table built field by field through mlua would cost one
+/// protected call per field on LuaJIT). The task is
+/// a task in every other way (`net.sleep`, parking, `<close>`); dropping the `Inline` cancels it.
+///
+/// # Safety
+/// `push` runs under `exec_raw`'s protected call: it may use the Lua C API on the state it is
+/// given (and raise, as Lua errors do), and must only push arguments.
+pub unsafe fn run_raw(
+    lua: &Lua,
+    f_and_args: impl IntoLuaMulti,
+    push: impl FnOnce(*mut lua_State),
+) -> LuaResult<(TaskRef, Inline)> {
+    let s = sched(lua);
+    // SAFETY: the caller's contract for `push`; the rest moves the function and the pushed
+    // values to a new thread and returns only its reference and address.
+    let (r, co): (c_int, LuaLightUserData) = unsafe {
+        lua.exec_raw(f_and_args, |state| {
+            push(state);
+            // The protected call's stack holds exactly the function and its arguments.
+            let n = ffi::lua_gettop(state);
+            let co = ffi::lua_newthread(state);
+            ffi::lua_insert(state, 1);
+            ffi::lua_xmove(state, co, n);
+            let r = ffi::luaL_ref(state, ffi::LUA_REGISTRYINDEX);
+            ffi::lua_pushinteger(state, r as ffi::lua_Integer);
+            ffi::lua_pushlightuserdata(state, co as *mut c_void);
+        })?
+    };
+    let cell = new_cell(&s, r, co.0 as *mut lua_State);
+    let driver = Driver { cell: cell.clone(), sched: s.clone(), wait: None, started: false, findable: None };
+    Ok((TaskRef(cell, s), Inline(driver)))
+}
+
+/// A task driven by its caller (see [`run_raw`]): ready when the task has ended.
+pub struct Inline(Driver);
+
+impl Future for Inline {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        Pin::new(&mut self.0).poll(cx)
+    }
+}
+
 /// Makes the task of a new coroutine (its function and arguments on its stack) and hands it to
 /// the loop.
 pub(super) fn start(s: &Rc<Sched>, co_ref: c_int, co: *mut lua_State) -> Rc<TaskCell> {
+    let cell = new_cell(s, co_ref, co);
+    let driver = Driver { cell: cell.clone(), sched: s.clone(), wait: None, started: false, findable: None };
+    cell.slot.set(Some(s.exec.spawn(driver)));
+    cell
+}
+
+/// A running task's cell, counted as alive for `net.run()` until its driver goes.
+fn new_cell(s: &Rc<Sched>, co_ref: c_int, co: *mut lua_State) -> Rc<TaskCell> {
     let cell = Rc::new(TaskCell {
         id: s.new_task_id(),
         co_ref: Cell::new(co_ref),
@@ -164,10 +226,9 @@ pub(super) fn start(s: &Rc<Sched>, co_ref: c_int, co: *mut lua_State) -> Rc<Task
         joined: Cell::new(false),
         slot: Cell::new(None),
         sleep_waker: RefCell::new(None),
+        on_return: RefCell::new(None),
     });
     s.retain();
-    let driver = Driver { cell: cell.clone(), sched: s.clone(), wait: None, started: false, findable: None };
-    cell.slot.set(Some(s.exec.spawn(driver)));
     cell
 }
 
@@ -206,6 +267,12 @@ impl TaskRef {
             Outcome::Failed(k) => Ended::Failed(lua.registry_value(k).unwrap_or(LuaValue::Nil)),
             Outcome::Cancelled | Outcome::Running => Ended::Cancelled,
         }
+    }
+
+    /// Sets what reads the task's results when it returns, before they would be packed for
+    /// `join` (an HTTP response is read straight off the coroutine's stack).
+    pub fn on_return(&self, hook: ReturnHook) {
+        *self.0.on_return.borrow_mut() = Some(hook);
     }
 
     pub fn cancel(&self) -> bool {
@@ -327,7 +394,14 @@ impl Driver {
         let outcome = match (self.cell.running(), r) {
             (false, _) => None, // cancelled by itself, then returned or failed: stays cancelled
             (true, Ok(0)) => Some(Outcome::Done(None)),
-            (true, Ok(n)) => Some(self.pack_results(co, n)),
+            (true, Ok(n)) => {
+                let hook = self.cell.on_return.borrow_mut().take();
+                if hook.is_some_and(|h| h(co, n)) {
+                    Some(Outcome::Done(None))
+                } else {
+                    Some(self.pack_results(co, n))
+                }
+            }
             (true, Err(())) => Some(self.failure(co)),
         };
         self.release(co);
