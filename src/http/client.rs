@@ -18,6 +18,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioIo, TokioTimer};
+use mlua::ffi;
 use mlua::prelude::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -26,7 +27,7 @@ use super::decode::{Decoder, ACCEPT_ENCODING};
 use super::pool::{Key, Pool, Sender};
 use super::proxy::Proxy;
 use super::reader::Reader;
-use super::service::{fill_headers, header_table};
+use super::service::fill_headers;
 use crate::error::{Kind, NResult, NetError};
 use crate::export::{Args, Opts};
 use crate::io::Transport;
@@ -87,28 +88,49 @@ pub struct Fetched {
 
 /// `net.request(url | options)`: checks the arguments now, returns the future that fetches.
 pub fn prepare(lua: &Lua, a: &Args) -> NResult<Spec> {
-    let o = match a.get(1) {
-        LuaValue::String(s) => {
-            let t = lua.create_table()?;
-            t.raw_set("url", s)?;
-            Opts::new(a.name, 1, Some(t))
+    match a.get(1) {
+        // The common `net.request(url)`: no options table to read.
+        LuaValue::String(s) => Ok(Spec::new(parse_url(&s.to_string_lossy()).map_err(|e| a.bad(1, e))?)),
+        LuaValue::Table(t) => spec_from(lua, &Opts::new(a.name, 1, Some(t))),
+        v => Err(a.bad(1, format!("string or table expected, got {}", crate::export::type_name(&v)))),
+    }
+}
+
+/// An `http(s)://` URL with a host, without its fragment.
+fn parse_url(raw: &str) -> Result<url::Url, String> {
+    let mut url = url::Url::parse(raw).map_err(|e| format!("invalid URL \"{raw}\": {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("http:// or https:// URL expected, got \"{raw}\""));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(format!("URL without a host: \"{raw}\""));
+    }
+    url.set_fragment(None);
+    Ok(url)
+}
+
+impl Spec {
+    /// A GET of `url` with every default.
+    fn new(url: url::Url) -> Spec {
+        Spec {
+            url,
+            method: Method::GET,
+            headers: HeaderMap::new(),
+            body: ReqBody::Empty,
+            timeout: Some(DEFAULT_TIMEOUT),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            decompress: true,
+            redirects: MAX_REDIRECTS,
+            tls: None,
+            proxy: Proxy::Env,
+            stream: false,
         }
-        LuaValue::Table(t) => Opts::new(a.name, 1, Some(t)),
-        v => return Err(a.bad(1, format!("string or table expected, got {}", crate::export::type_name(&v)))),
-    };
-    spec_from(lua, &o)
+    }
 }
 
 pub fn spec_from(lua: &Lua, o: &Opts) -> NResult<Spec> {
     let raw = o.string("url")?.ok_or_else(|| o.bad("url", "a URL is required"))?;
-    let mut url = url::Url::parse(&raw).map_err(|e| o.bad("url", format!("invalid URL \"{raw}\": {e}")))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(o.bad("url", format!("http:// or https:// URL expected, got \"{raw}\"")));
-    }
-    if url.host_str().is_none_or(str::is_empty) {
-        return Err(o.bad("url", format!("URL without a host: \"{raw}\"")));
-    }
-    url.set_fragment(None);
+    let mut url = parse_url(&raw).map_err(|e| o.bad("url", e))?;
     if let LuaValue::Table(q) = o.value("query") {
         add_query(&mut url, &q).map_err(|e| o.bad("query", e))?;
     } else if !o.value("query").is_nil() {
@@ -531,24 +553,28 @@ async fn respond(sent: Sent, hop: &Hop<'_>, spec: &Spec, pool: &Rc<Pool>) -> NRe
 
 /// The response table (Lune's fields, plus `status`, `url`, `version`), with the response
 /// methods of `src/lua/http.lua` as its metatable.
-pub fn response_table(lua: &Lua, f: Fetched) -> LuaResult<LuaTable> {
-    let t = lua.create_table_with_capacity(0, 10)?;
-    let code = f.status.as_u16();
-    t.raw_set("ok", (200..300).contains(&code))?;
-    t.raw_set("status", code)?;
-    t.raw_set("statusCode", code)?;
-    t.raw_set("statusMessage", f.status.canonical_reason().unwrap_or(""))?;
-    t.raw_set("headers", header_table(lua, &f.headers, true)?)?;
-    t.raw_set("url", f.url)?;
-    t.raw_set("version", super::service::version_name(f.version))?;
-    match f.body {
-        Ok(b) => t.raw_set("body", lua.create_string(&b)?)?,
-        Err(reader) => t.raw_set("stream", lua.create_any_userdata(Rc::new(super::reader::Stream::new(reader)))?)?,
+pub fn response_table(lua: &Lua, f: Fetched, methods: &LuaTable) -> LuaResult<LuaTable> {
+    let (body, stream) = match f.body {
+        Ok(b) => (Some(b), LuaValue::Nil),
+        Err(reader) => {
+            (None, LuaValue::UserData(lua.create_any_userdata(Rc::new(super::reader::Stream::new(reader)))?))
+        }
+    };
+    // SAFETY: under exec_raw's protection; the stack holds the metatable (1) and the stream or
+    // nil (2); only the new table is left on it.
+    unsafe {
+        lua.exec_raw((methods, stream), |l| {
+            super::raw::push_response(l, f.status, f.version, &f.headers, &f.url, body.as_deref());
+            if !matches!(ffi::lua_type(l, 2), ffi::LUA_TNIL) {
+                ffi::lua_pushvalue(l, 2);
+                ffi::lua_setfield(l, -2, c"stream".as_ptr());
+            }
+            ffi::lua_pushvalue(l, 1);
+            ffi::lua_setmetatable(l, -2);
+            ffi::lua_replace(l, 1);
+            ffi::lua_settop(l, 1);
+        })
     }
-    if let Some(mt) = lua.named_registry_value::<Option<LuaTable>>("net.http.response")? {
-        t.set_metatable(Some(mt))?;
-    }
-    Ok(t)
 }
 
 /// Reads a proxy's answer to CONNECT: the status line and headers, nothing more.

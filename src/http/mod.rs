@@ -33,9 +33,16 @@ pub fn register(lua: &Lua, net: &LuaTable) -> LuaResult<()> {
     server::register(lua, net)?;
     reader::register(lua)?;
     let pool = Rc::new(pool::Pool::default());
+    let http = lua.create_table()?;
+    // SAFETY: `isatty` reads one integer argument and pushes a boolean.
+    let isatty = lua.create_function(|_, fd: i32| Ok(unsafe { libc::isatty(fd) } == 1))?;
+    let helpers: LuaTable =
+        lua.load(include_str!("../lua/http.lua")).set_name("=net.http").call((net.clone(), http.clone(), isatty))?;
+    let methods: LuaTable = helpers.get("response")?;
+    lua.set_named_registry_value("net.http.response", &methods)?;
     let request = async_func(lua, "net.request", move |lua, a| {
         let spec = client::prepare(lua, &a)?;
-        let (lua, pool) = (lua.clone(), pool.clone());
+        let (lua, pool, methods) = (lua.clone(), pool.clone(), methods.clone());
         Ok(async move {
             let what = format!("{} {}", spec.method, spec.url);
             let fetched = match spec.timeout {
@@ -44,16 +51,10 @@ pub fn register(lua: &Lua, net: &LuaTable) -> LuaResult<()> {
                     .map_err(|_| NetError::timeout(&what, "", d))??,
                 None => client::fetch(&lua, &pool, spec).await?,
             };
-            Ok(client::response_table(&lua, fetched)?)
+            Ok(client::response_table(&lua, fetched, &methods)?)
         })
     })?;
     net.set("request", request)?;
-    let http = lua.create_table()?;
-    // SAFETY: `isatty` reads one integer argument and pushes a boolean.
-    let isatty = lua.create_function(|_, fd: i32| Ok(unsafe { libc::isatty(fd) } == 1))?;
-    let helpers: LuaTable =
-        lua.load(include_str!("../lua/http.lua")).set_name("=net.http").call((net.clone(), http.clone(), isatty))?;
-    lua.set_named_registry_value("net.http.response", helpers.get::<LuaTable>("response")?)?;
     router::register(lua, net, &http)?;
     net.set("http", http)?;
     Ok(())

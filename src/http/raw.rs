@@ -1,5 +1,5 @@
-//! The server's hot path through the Lua C API: the request table is pushed and the handler's
-//! answer read in one protected call each, not one per field. Through mlua every `raw_set` or
+//! The hot paths through the Lua C API: the server's request table is pushed and the handler's
+//! answer read in one protected call each, not one per field, and so is the client's response. Through mlua every `raw_set` or
 //! `raw_get` is its own protected call, which on LuaJIT costs more than the rest of a request
 //! (docs/internals.md, "HTTP"). What this cannot read (a body function) is left to the general
 //! path in `service.rs`.
@@ -50,6 +50,61 @@ pub unsafe fn push_request(l: *mut lua_State, p: &http::request::Parts, body: &[
         ffi::lua_pushinteger(l, ffi::lua_Integer::from(peer.port));
         ffi::lua_setfield(l, -2, c"port".as_ptr());
         set_field(l, c"version", super::service::version_name(p.version).as_bytes());
+    }
+}
+
+/// Pushes `net.request`'s response table (without its metatable and stream, which the caller
+/// adds): Lune's fields, response headers with repeated ones as lists.
+///
+/// # Safety
+/// As the module's functions.
+pub unsafe fn push_response(
+    l: *mut lua_State,
+    status: StatusCode,
+    version: http::Version,
+    headers: &http::HeaderMap,
+    url: &str,
+    body: Option<&[u8]>,
+) {
+    let code = ffi::lua_Integer::from(status.as_u16());
+    // SAFETY: each step pushes a value and stores it in the table on top.
+    unsafe {
+        ffi::luaL_checkstack(l, 8, c"response".as_ptr());
+        ffi::lua_createtable(l, 0, 10);
+        ffi::lua_pushboolean(l, c_int::from(status.is_success()));
+        ffi::lua_setfield(l, -2, c"ok".as_ptr());
+        ffi::lua_pushinteger(l, code);
+        ffi::lua_setfield(l, -2, c"status".as_ptr());
+        ffi::lua_pushinteger(l, code);
+        ffi::lua_setfield(l, -2, c"statusCode".as_ptr());
+        set_field(l, c"statusMessage", status.canonical_reason().unwrap_or("").as_bytes());
+        ffi::lua_createtable(l, 0, headers.keys_len() as c_int);
+        for name in headers.keys() {
+            push_bytes(l, name.as_str().as_bytes());
+            let mut values = headers.get_all(name).iter();
+            let first = values.next().map(|v| v.as_bytes()).unwrap_or_default();
+            match values.next() {
+                None => push_bytes(l, first),
+                Some(second) => {
+                    ffi::lua_createtable(l, 2, 0);
+                    push_bytes(l, first);
+                    ffi::lua_rawseti(l, -2, 1);
+                    push_bytes(l, second.as_bytes());
+                    ffi::lua_rawseti(l, -2, 2);
+                    for (i, v) in values.enumerate() {
+                        push_bytes(l, v.as_bytes());
+                        ffi::lua_rawseti(l, -2, i as ffi::lua_Integer + 3);
+                    }
+                }
+            }
+            ffi::lua_rawset(l, -3);
+        }
+        ffi::lua_setfield(l, -2, c"headers".as_ptr());
+        set_field(l, c"url", url.as_bytes());
+        set_field(l, c"version", super::service::version_name(version).as_bytes());
+        if let Some(b) = body {
+            set_field(l, c"body", b);
+        }
     }
 }
 
