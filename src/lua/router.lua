@@ -197,8 +197,8 @@ local function headers_of(res)
 end
 
 function Res:status(code)
-  if type(code) ~= "number" or code % 1 ~= 0 or code < 100 or code > 999 then
-    bad_type(2, "status", "status code (integer 100-999)", code)
+  if type(code) ~= "number" or code % 1 ~= 0 or code < 100 or code > 599 then
+    bad_type(2, "status", "status code (integer 100-599)", code)
   end
   open(self, "res:status")
   self.statusCode = tointeger(code)
