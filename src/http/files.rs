@@ -30,9 +30,9 @@ pub const CHUNK: usize = 64 * 1024;
 /// What a request path names inside a static root.
 #[derive(Debug)]
 pub enum Resolved {
-    /// A regular file: its canonical path, its metadata, and the name its content type comes
-    /// from (the requested name, or the index file's, not the target of a symlink).
-    File { path: PathBuf, meta: Metadata, type_name: PathBuf },
+    /// A regular file: its canonical path, size, modification time, and the name its content
+    /// type comes from (the requested name, or the index file's, not a symlink's target).
+    File { path: PathBuf, size: u64, mtime: Duration, type_name: PathBuf },
     /// Nothing servable: absent, not a regular file, unreadable, a dotfile, or a directory
     /// without an index. The router lets later routes have the request.
     Missing,
@@ -75,7 +75,7 @@ pub fn resolve(root: &Path, rel: &[u8], index: Option<&[u8]>, dotfiles: bool) ->
         return if escapes(root, &joined) { Resolved::Refused } else { Resolved::Missing };
     };
     if meta.is_file() {
-        return Resolved::File { path: canon, meta, type_name: joined };
+        return file(canon, &meta, joined);
     }
     if !meta.is_dir() {
         return Resolved::Missing; // a FIFO, socket or device: never opened
@@ -85,7 +85,7 @@ pub fn resolve(root: &Path, rel: &[u8], index: Option<&[u8]>, dotfiles: bool) ->
     match inside(root, &canon.join(OsStr::from_bytes(index))) {
         Some((path, meta)) if meta.is_file() => {
             if rel.last() == Some(&b'/') {
-                Resolved::File { path, meta, type_name: index_name }
+                file(path, &meta, index_name)
             } else {
                 Resolved::Slash
             }
@@ -94,6 +94,10 @@ pub fn resolve(root: &Path, rel: &[u8], index: Option<&[u8]>, dotfiles: bool) ->
         None if escapes(root, &canon.join(OsStr::from_bytes(index))) => Resolved::Refused,
         None => Resolved::Missing,
     }
+}
+
+fn file(path: PathBuf, meta: &Metadata, type_name: PathBuf) -> Resolved {
+    Resolved::File { path, size: meta.len(), mtime: mtime(meta), type_name }
 }
 
 /// `%2f` or `%5c` in either case: a slash or backslash that would only appear after decoding.
@@ -193,14 +197,13 @@ fn lookup(lua: &Lua, a: Args) -> NResult<LuaMultiValue> {
     };
     let dotfiles = !a.is_nil(4) && a.boolean(4)?;
     let reason = match resolve(&root, &rel, index.as_deref(), dotfiles) {
-        Resolved::File { path, meta, type_name } => {
-            let t = mtime(&meta);
+        Resolved::File { path, size, mtime: t, type_name } => {
             let last_modified = httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(t.as_secs()));
             return Ok((
                 lua.create_string(path.as_os_str().as_bytes())?,
-                meta.len(),
+                size,
                 t.as_secs(),
-                etag(meta.len(), t),
+                etag(size, t),
                 last_modified,
                 content_type(&type_name),
             )
