@@ -293,7 +293,7 @@ mod tests {
         let lua = Lua::new();
         let err = |code: &str| {
             let t = lua.load(code).eval::<LuaTable>().unwrap();
-            server(&Opts::new("net.tcp.listen", 3, Some(t)), "tls").err().unwrap().to_string()
+            server(&Opts::new("net.tcp.listen", 3, Some(t)), "tls", &[]).err().unwrap().to_string()
         };
         assert!(err("{tls = true}").starts_with("tls: a TLS server needs a certificate"));
         assert_eq!(
