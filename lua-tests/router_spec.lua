@@ -413,6 +413,27 @@ describe("router over HTTP", function()
     assert.are.same({ "fast", "slow" }, order)
   end)
 
+  it("with net.serve's stream = true, req keeps read/lines and still has header and json", function()
+    local app = net.http.server()
+    app:post("/lines", function(req, res)
+      local n = 0
+      for _ in req:lines() do n = n + 1 end
+      res:json({ lines = n, type = req:header("Content-Type"), body = req.body or "absent" })
+    end)
+    app:post("/json", function(req, res) res:json({ got = req:json().x, again = req:json().x }) end)
+    local h = app:serve("127.0.0.1:0", { stream = true })
+    handles[#handles + 1] = h
+    local base = "http://127.0.0.1:" .. h.port
+    local r = net.request({ url = base .. "/lines", method = "POST", body = ("line\n"):rep(1000),
+      headers = { ["content-type"] = "text/plain" } })
+    assert.are.same({ lines = 1000, type = "text/plain", body = "absent" }, net.json.decode(r.body))
+    local big = '{"pad":"' .. ("x"):rep(200000) .. '","x":42}'
+    r = net.request({ url = base .. "/json", method = "POST", body = big })
+    assert.are.same({ got = 42, again = 42 }, net.json.decode(r.body))
+    r = net.request({ url = base .. "/json", method = "POST", body = "{nope" })
+    assert.are.equal(400, r.status)
+  end)
+
   it("HEAD over the wire: the GET route's headers and length, no body", function()
     local app = net.http.server()
     app:get("/page", function(_, res) res:html("<p>hello</p>") end)

@@ -164,17 +164,59 @@ end
 
 -- The body decoded as JSON, once (later calls return the same value). An invalid body raises
 -- net.json.decode's `protocol: invalid JSON: ...`; unless error middleware handles it, the
--- request gets 400 rather than 500, since the client sent it.
+-- request gets 400 rather than 500, since the client sent it. A streamed request (net.serve's
+-- `stream = true`) is read to its end first: asking for JSON means wanting all of it.
 function Req:json()
   local v = rawget(self, JSON_BODY)
   if v ~= nil then return v end
-  local ok, res = pcall(json_decode, self.body or "")
+  local body = self.body
+  if body == nil and self.stream ~= nil then
+    local parts = {}
+    while true do
+      local chunk = self:read(65536)
+      if chunk == nil then break end
+      parts[#parts + 1] = chunk
+    end
+    body = concat(parts)
+    self.body = body
+  end
+  local ok, res = pcall(json_decode, body or "")
   if not ok then
     self[BAD_BODY] = res
     error(res, 0)
   end
   self[JSON_BODY] = res
   return res
+end
+
+-- A streamed request (net.serve's `stream = true`) comes with net's message methods (`read`,
+-- `lines`) in its own metatable: it gets one with those and Req's together, made once per
+-- metatable seen.
+local merged = setmetatable({}, { __mode = "k" })
+local function req_meta(mt)
+  if mt == nil or mt == Req then return Req end
+  local m = merged[mt]
+  if m == nil then
+    local base, methods = mt.__index, {}
+    if type(base) == "table" then
+      for k, f in pairs(base) do
+        if type(k) ~= "string" or sub(k, 1, 2) ~= "__" then methods[k] = f end
+      end
+    end
+    for k, f in pairs(Req) do
+      if k ~= "__index" then methods[k] = f end
+    end
+    m = { __index = methods }
+    if type(base) == "function" then
+      m.__index = function(t, k)
+        local f = methods[k]
+        if f ~= nil then return f end
+        return base(t, k)
+      end
+    end
+    merged[mt] = m
+  end
+  return m
 end
 
 -- res ---------------------------------------------------------------------------------------
@@ -362,11 +404,12 @@ local function step(res, e)
 end
 
 local function handle(app, req)
-  setmetatable(req, Req)
+  local mt = getmetatable(req)
+  setmetatable(req, mt == nil and Req or req_meta(mt))
   -- Tolerate hand-made requests (tests, embedding) that leave these out.
   if req.headers == nil then req.headers = {} end
   if req.query == nil then req.query = {} end
-  if req.body == nil then req.body = "" end
+  if req.body == nil and mt == nil then req.body = "" end -- a streamed request has no body field
   local res = setmetatable({ statusCode = 200, sent = false, _req = req, _layers = app._layers, _i = 0 }, Res)
   -- The one closure per request: `next` must know where this request is in the chain, and
   -- handlers may keep it across waits while other requests run.
