@@ -81,14 +81,15 @@ describe("router dispatch", function()
     for _, m in ipairs({ "get", "post", "put", "patch", "delete", "options" }) do
       app[m](app, "/m", function(req, res) res:text(m .. ":" .. req.method) end)
     end
-    app:head("/h", function(_, res) res:header("x-head", "yes"):send() end)
+    app:head("/h", function(_, res) res:status(204):header("x-head", "yes"):send() end)
     app:all("/any", function(req, res) res:text(req.method) end)
     for _, m in ipairs({ "GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS" }) do
       assert.are.equal(m:lower() .. ":" .. m, call(app, m, "/m").body)
     end
     local r = call(app, "HEAD", "/m")
     assert.are.same({ 200, "", "8" }, { r.status, r.body, r.headers["content-length"] }) -- "get:HEAD"
-    assert.are.equal("yes", call(app, "HEAD", "/h").headers["x-head"])
+    r = call(app, "HEAD", "/h")
+    assert.are.same({ "yes", nil }, { r.headers["x-head"], r.headers["content-length"] }) -- 204: no length
     assert.are.equal(404, call(app, "GET", "/h").status)
     assert.are.equal("BREW", call(app, "BREW", "/any").body)
     assert.are.equal(404, call(app, "BREW", "/m").status)
@@ -542,6 +543,8 @@ describe("router over HTTP", function()
       local etag, modified = first.headers.etag, first.headers["last-modified"]
       local r = curl(port, "/public/style.css", "-H", "If-None-Match: " .. etag)
       assert.are.same({ 304, "", etag }, { r.status, r.body, r.headers.etag })
+      r = raw(port, "HEAD", "/public/style.css", "If-None-Match: " .. etag .. "\r\n")
+      assert.are.same({ 304, "", nil }, { r.status, r.body, r.headers["content-length"] })
       assert.are.equal(304, curl(port, "/public/style.css", "-H", 'If-None-Match: "x", W/' .. etag).status)
       assert.are.equal(304, curl(port, "/public/style.css", "-H", "If-None-Match: *").status)
       assert.are.equal(200, curl(port, "/public/style.css", "-H", 'If-None-Match: "other"').status)

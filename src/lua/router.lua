@@ -8,9 +8,9 @@
 -- after it is done (a logging middleware sees the final status). The response is collected on
 -- `res` and handed back to `net.serve` as `{status, headers, body}` when the chain returns.
 --
--- Per request the router makes `res`, one `next` function and the response table (plus a params
--- table for routes that have parameters): route patterns are compiled to Lua patterns when they
--- are registered, exact paths compare as strings, and nothing else is allocated on the way.
+-- Per request the router makes `res` with its headers table, one `next` function and the
+-- response table (plus `req.params` when a route matches): route patterns are compiled to Lua
+-- patterns when they are registered, and exact paths compare as plain strings.
 --
 -- Loaded once per Lua state by src/http/router.rs with the `net` table and the private file
 -- helpers of src/http/files.rs (`files.lookup` and friends, used only by `app:static`).
@@ -420,12 +420,15 @@ local function handle(app, req)
     finish(res, "Not Found", TEXT, true)
   end
   local body = res._body
+  local status = res.statusCode
   if req.method == "HEAD" then -- headers only; the length is the one GET would have sent
     local h = res._h
-    if type(body) == "string" and h["content-length"] == nil then h["content-length"] = tostring(#body) end
+    if type(body) == "string" and h["content-length"] == nil and status ~= 204 and status ~= 304 then
+      h["content-length"] = tostring(#body)
+    end
     body = ""
   end
-  return { status = res.statusCode, headers = res._h, body = body }
+  return { status = status, headers = res._h, body = body }
 end
 
 -- Static files ------------------------------------------------------------------------------
