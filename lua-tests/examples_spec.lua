@@ -72,3 +72,23 @@ describe("examples/ws_chat_server.lua with examples/ws_json_client.lua", functio
     assert.is_truthy(out:find("served 2 clients, bye", 1, true), out)
   end)
 end)
+
+-- Seed 002's HTTP examples (the router over net.serve) test themselves when given --selftest:
+-- each serves on a free port of 127.0.0.1, requests every route over TCP and checks the answers.
+describe("examples/ HTTP servers, --selftest", function()
+  for name, checks in pairs({ web_server = 8, rest_api = 14 }) do
+    it(name .. ".lua passes its own checks", function()
+      local code, out = run(name, "--selftest")
+      assert.are.equal(0, code, out)
+      assert.is_truthy(out:find("\nselftest passed\n", 1, true), out)
+      local _, passed = out:gsub("\nok   ", "")
+      assert.are.equal(checks, passed, out)
+      assert.is_falsy(out:find("FAIL", 1, true), out)
+    end)
+  end
+  it("web_server.lua's logging middleware prints method, path, status and duration", function()
+    local _, out = run("web_server", "--selftest")
+    assert.is_truthy(out:find("\nPOST /api/users %- 201 %([%d.]+ms%)\n"), out)
+    assert.is_truthy(out:find("\nGET /nope %- 404 %([%d.]+ms%)\n"), out)
+  end)
+end)

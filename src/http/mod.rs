@@ -6,11 +6,12 @@
 //! (docs/internals.md, "HTTP"): `server.rs` accepts and serves connections, `service.rs`
 //! turns one request into a call of the Lua handler, `io.rs` tracks a connection's phase for
 //! its timeouts, `body.rs` and `stream.rs` carry bodies (streamed ones from Lua functions),
-//! `router.rs` loads the router.
+//! `router.rs` loads the router, `files.rs` gives it safe access to static files.
 
 mod body;
 mod client;
 mod decode;
+mod files;
 mod io;
 mod pool;
 mod proxy;

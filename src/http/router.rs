@@ -1,8 +1,17 @@
 //! The Express-style router (`net.http.server()`, `net.http.Server.new(addr)`): thin Lua over
-//! `net.serve`, in `src/lua/router.lua`.
+//! `net.serve`, in `src/lua/router.lua`. The chunk gets the `net` table and the private file
+//! helpers of `files.rs` (for `app:static`), and returns the two entry points.
 
 use mlua::prelude::*;
 
-pub fn register(_lua: &Lua, _net: &LuaTable, _http: &LuaTable) -> LuaResult<()> {
+use super::files;
+
+pub fn register(lua: &Lua, net: &LuaTable, http: &LuaTable) -> LuaResult<()> {
+    let router: LuaTable = lua
+        .load(include_str!("../lua/router.lua"))
+        .set_name("=net.http.router")
+        .call((net.clone(), files::helpers(lua)?))?;
+    http.set("server", router.get::<LuaFunction>("server")?)?;
+    http.set("Server", router.get::<LuaTable>("Server")?)?;
     Ok(())
 }
