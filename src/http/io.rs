@@ -78,14 +78,19 @@ impl ConnState {
         self.phase.set(Phase::Busy);
     }
 
-    /// A response is sent (or abandoned): with none left the connection is idle again.
+    /// A response is sent (or abandoned): with none left the connection is idle again. An
+    /// HTTP/1 connection's driver sees that after the poll it is in (the service runs inside
+    /// it), so only HTTP/2's, whose streams are tasks of their own, is woken: a wake-up per
+    /// request would cost another poll of the connection and a read that finds nothing.
     pub fn end(&self) {
         let n = self.in_flight.get().saturating_sub(1);
         self.in_flight.set(n);
         if n == 0 {
             self.phase.set(Phase::Idle);
             self.since.set(Instant::now());
-            self.wake();
+            if !self.heads {
+                self.wake();
+            }
         }
     }
 

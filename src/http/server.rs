@@ -222,14 +222,24 @@ async fn drive(
         if let Poll::Ready(r) = poll_conn(cx) {
             return Poll::Ready(End::Done(r));
         }
-        // After the poll: reads and finished responses may have moved the deadline.
-        let Some(at) = state.deadline(srv.limits.header_timeout, srv.limits.idle_timeout) else { return Poll::Pending };
-        if sleep.deadline() != at {
+        // After the poll: reads and finished responses may have moved the deadline. The timer
+        // is moved only to an earlier time: a later deadline (the usual case, each request
+        // pushing the idle time out) is noticed when the timer fires, so a busy connection
+        // does not reset a timer per request.
+        loop {
+            let Some(at) = state.deadline(srv.limits.header_timeout, srv.limits.idle_timeout) else {
+                return Poll::Pending;
+            };
+            if at < sleep.deadline() {
+                sleep.as_mut().reset(at);
+            }
+            if sleep.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            if tokio::time::Instant::now() >= at {
+                return Poll::Ready(End::TimedOut(state.phase()));
+            }
             sleep.as_mut().reset(at);
-        }
-        match sleep.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(End::TimedOut(state.phase())),
-            Poll::Pending => Poll::Pending,
         }
     })
     .await
