@@ -307,6 +307,39 @@ describe("net.serve", function()
     assert.matches("option 'handleRequest': function expected", helper.err_of(net.serve, 0, { handleRequest = 1 }))
   end)
 
+  it("runs thousands of handlers that return, raise, yield, sleep or are abandoned, with GC between", function()
+    -- Handlers' coroutines are reused after a normal return: mix every way a handler can end.
+    local _, base = serve(function(req)
+      local k = tonumber(req.query.k)
+      if k % 31 == 0 then error("planned " .. k) end
+      if k % 5 == 0 then coroutine.yield() end
+      if k % 11 == 0 then net.sleep(0.001) end
+      if k % 13 == 0 then net.sleep(5) end -- its client gives up first
+      return { status = 200, body = tostring(k) }
+    end)
+    helper.bounded(30, function()
+      for round = 0, 9 do
+        local tasks = {}
+        for i = 1, 200 do
+          local k = round * 200 + i
+          tasks[i] = net.spawn(function()
+            local ok, r = pcall(net.request, { url = base .. "/?k=" .. k, timeout = 200 })
+            if k % 13 == 0 and k % 31 ~= 0 then return ok and "late answer" or "gave up" end
+            if k % 31 == 0 then return r.status end
+            return r.body
+          end)
+        end
+        collectgarbage()
+        for i = 1, 200 do
+          local k = round * 200 + i
+          local expect = (k % 31 == 0 and 500) or (k % 13 == 0 and "gave up") or tostring(k)
+          assert.equal(expect, tasks[i]:join())
+        end
+        collectgarbage()
+      end
+    end)
+  end)
+
   it("takes Lune's address form and stays reachable on it", function()
     local h = s.track(net.serve(0, { address = "http://127.0.0.1", handleRequest = function() return "a" end }))
     assert.equal("a", net.request("http://127.0.0.1:" .. h.port).body)

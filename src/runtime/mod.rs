@@ -61,6 +61,9 @@ pub struct Sched {
     /// the loop torn down): released at the next safe point, since a drop may happen where no Lua
     /// call is allowed.
     dead_refs: RefCell<Vec<std::ffi::c_int>>,
+    /// Registry references of coroutines that returned normally, kept for the next inline task
+    /// (an HTTP handler) instead of making a new one per request (see `task::run_raw`).
+    pub(crate) spare_threads: RefCell<Vec<std::ffi::c_int>>,
     /// The Lua state, for the rare paths of a task's driver (results, errors, cancellation).
     lua: mlua::WeakLua,
 }
@@ -84,6 +87,7 @@ impl Sched {
             exec: executor::Executor::new(),
             sleepers: timer::Sleepers::default(),
             dead_refs: RefCell::new(Vec::new()),
+            spare_threads: RefCell::new(Vec::new()),
             lua: lua.weak(),
         })
     }

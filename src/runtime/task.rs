@@ -177,23 +177,50 @@ pub unsafe fn run_raw(
     let s = sched(lua);
     // SAFETY: the caller's contract for `push`; the rest moves the function and the pushed
     // values to a new thread and returns only its reference and address.
-    let (r, co): (c_int, LuaLightUserData) = unsafe {
+    let spare = s.spare_threads.borrow_mut().pop();
+    let made: LuaResult<(c_int, LuaLightUserData)> = unsafe {
         lua.exec_raw(f_and_args, |state| {
             push(state);
             // The protected call's stack holds exactly the function and its arguments.
             let n = ffi::lua_gettop(state);
-            let co = ffi::lua_newthread(state);
-            ffi::lua_insert(state, 1);
-            ffi::lua_xmove(state, co, n);
-            let r = ffi::luaL_ref(state, ffi::LUA_REGISTRYINDEX);
+            let (co, r) = match spare {
+                // A coroutine that returned normally starts afresh with a function on its stack.
+                Some(r) => {
+                    ffi::lua_rawgeti(state, ffi::LUA_REGISTRYINDEX, r as ffi::lua_Integer);
+                    let co = ffi::lua_tothread(state, -1);
+                    ffi::lua_pop(state, 1);
+                    ffi::lua_xmove(state, co, n);
+                    (co, r)
+                }
+                None => {
+                    let co = ffi::lua_newthread(state);
+                    ffi::lua_insert(state, 1);
+                    ffi::lua_xmove(state, co, n);
+                    (co, ffi::luaL_ref(state, ffi::LUA_REGISTRYINDEX))
+                }
+            };
             ffi::lua_pushinteger(state, r as ffi::lua_Integer);
             ffi::lua_pushlightuserdata(state, co as *mut c_void);
-        })?
+        })
+    };
+    let (r, co) = match made {
+        Ok(v) => v,
+        Err(e) => {
+            // The spare coroutine may hold part of the arguments now: let it go.
+            if let Some(r) = spare {
+                s.release_ref(r);
+            }
+            return Err(e);
+        }
     };
     let cell = new_cell(&s, r, co.0 as *mut lua_State);
-    let driver = Driver { cell: cell.clone(), sched: s.clone(), wait: None, started: false, findable: None };
+    let driver =
+        Driver { cell: cell.clone(), sched: s.clone(), wait: None, started: false, findable: None, reuse: true };
     Ok((TaskRef(cell, s), Inline(driver)))
 }
+
+/// How many finished coroutines are kept for reuse (as many as requests usually run at once).
+const MAX_SPARE_THREADS: usize = 256;
 
 /// A task driven by its caller (see [`run_raw`]): ready when the task has ended.
 pub struct Inline(Driver);
@@ -210,7 +237,8 @@ impl Future for Inline {
 /// the loop.
 pub(super) fn start(s: &Rc<Sched>, co_ref: c_int, co: *mut lua_State) -> Rc<TaskCell> {
     let cell = new_cell(s, co_ref, co);
-    let driver = Driver { cell: cell.clone(), sched: s.clone(), wait: None, started: false, findable: None };
+    let driver =
+        Driver { cell: cell.clone(), sched: s.clone(), wait: None, started: false, findable: None, reuse: false };
     cell.slot.set(Some(s.exec.spawn(driver)));
     cell
 }
@@ -297,6 +325,8 @@ pub(super) struct Driver {
     started: bool,
     /// This driver's slot in `drivers`, once the task parked (only tasks that park need it).
     findable: Option<usize>,
+    /// Keep the coroutine for another inline task when it returns normally (`run_raw`).
+    reuse: bool,
 }
 
 impl Future for Driver {
@@ -404,7 +434,8 @@ impl Driver {
             }
             (true, Err(())) => Some(self.failure(co)),
         };
-        self.release(co);
+        let spare = self.reuse && matches!(outcome, Some(Outcome::Done(_)));
+        self.release(co, spare);
         if let Some(o) = outcome {
             self.cell.finish(o);
         }
@@ -489,7 +520,7 @@ impl Driver {
             let key = lua.create_registry_value(msg).expect("registry");
             self.cell.finish(Outcome::Failed(key));
         }
-        self.release(co);
+        self.release(co, false);
     }
 
     /// Closes a cancelled task's suspended coroutine so that its pending `<close>` variables run
@@ -502,11 +533,13 @@ impl Driver {
         if let Some(lua) = self.sched.lua() {
             close_thread(&lua, self.cell.co_ref.get());
         }
-        self.release(co);
+        self.release(co, false);
     }
 
-    /// Lets the coroutine go (its reference is released now, inside a poll, where Lua may run).
-    fn release(&mut self, co: *mut lua_State) {
+    /// Lets the coroutine go (its reference is released now, inside a poll, where Lua may run),
+    /// or, with `spare`, keeps it for the next inline task: a coroutine that returned normally
+    /// is as good as new, and a handler per request need not make one.
+    fn release(&mut self, co: *mut lua_State, spare: bool) {
         self.forget_sleep();
         let r = self.cell.co_ref.replace(ffi::LUA_NOREF);
         self.cell.co.set(std::ptr::null_mut());
@@ -519,7 +552,13 @@ impl Driver {
             // and the queued releases allocate nothing and cannot raise.
             unsafe {
                 ffi::lua_settop(co, 0);
-                ffi::luaL_unref(co, ffi::LUA_REGISTRYINDEX, r);
+                let mut spares = self.sched.spare_threads.borrow_mut();
+                if spare && spares.len() < MAX_SPARE_THREADS {
+                    spares.push(r);
+                } else {
+                    drop(spares);
+                    ffi::luaL_unref(co, ffi::LUA_REGISTRYINDEX, r);
+                }
                 self.sched.release_dead_refs(co);
             }
         }
