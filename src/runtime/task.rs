@@ -175,9 +175,10 @@ pub unsafe fn run_raw(
     push: impl FnOnce(*mut lua_State),
 ) -> LuaResult<(TaskRef, Inline)> {
     let s = sched(lua);
-    // SAFETY: the caller's contract for `push`; the rest moves the function and the pushed
-    // values to a new thread and returns only its reference and address.
     let spare = s.spare_threads.borrow_mut().pop();
+    // SAFETY: the caller's contract for `push`; the rest moves the function and the pushed
+    // values to a spare or new thread (a spare one is a live thread: its reference holds it)
+    // and returns only its reference and address.
     let made: LuaResult<(c_int, LuaLightUserData)> = unsafe {
         lua.exec_raw(f_and_args, |state| {
             push(state);
