@@ -97,6 +97,11 @@ pub fn query_table(lua: &Lua, a: &Args, arg: usize, q: &[u8], binary: bool) -> N
     let pairs = query_pairs(q, binary).map_err(|_| {
         a.bad(arg, "query key or value is not valid UTF-8 once decoded (pass binary = true to get raw bytes)")
     })?;
+    Ok(pairs_table(lua, pairs)?)
+}
+
+/// Decoded pairs as a table: a key seen once maps to a string, a repeated key to an array.
+pub fn pairs_table(lua: &Lua, pairs: impl IntoIterator<Item = (Vec<u8>, Vec<u8>)>) -> LuaResult<LuaTable> {
     let t = lua.create_table()?;
     for (k, v) in pairs {
         let (k, v) = (lua.create_string(k)?, lua.create_string(v)?);

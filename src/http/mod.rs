@@ -28,7 +28,6 @@ use mlua::prelude::*;
 
 use crate::error::NetError;
 use crate::export::async_func;
-pub use service::query_table;
 
 pub fn register(lua: &Lua, net: &LuaTable) -> LuaResult<()> {
     server::register(lua, net)?;

@@ -30,11 +30,12 @@ unsafe fn set_field(l: *mut lua_State, key: &CStr, value: &[u8]) {
     }
 }
 
-/// Pushes the handler's request table (Lune's fields, see `service.rs`).
+/// Pushes the handler's request table (Lune's fields, see `service.rs`); `body` is `None` when
+/// the handler reads it itself.
 ///
 /// # Safety
 /// As the module's functions.
-pub unsafe fn push_request(l: *mut lua_State, p: &http::request::Parts, body: &[u8], peer: &Peer) {
+pub unsafe fn push_request(l: *mut lua_State, p: &http::request::Parts, body: Option<&[u8]>, peer: &Peer) {
     // SAFETY: each step pushes a value and stores it in the table on top.
     unsafe {
         ffi::luaL_checkstack(l, 8, c"request".as_ptr());
@@ -45,7 +46,9 @@ pub unsafe fn push_request(l: *mut lua_State, p: &http::request::Parts, body: &[
         ffi::lua_setfield(l, -2, c"query".as_ptr());
         push_headers(l, &p.headers);
         ffi::lua_setfield(l, -2, c"headers".as_ptr());
-        set_field(l, c"body", body);
+        if let Some(body) = body {
+            set_field(l, c"body", body);
+        }
         set_field(l, c"ip", peer.ip.as_bytes());
         ffi::lua_pushinteger(l, ffi::lua_Integer::from(peer.port));
         ffi::lua_setfield(l, -2, c"port".as_ptr());

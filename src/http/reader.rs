@@ -177,6 +177,14 @@ async fn with_reader<T>(
     out
 }
 
+/// A piece of the body for Lua; `nil` at its end.
+fn string_or_nil(lua: &Lua, got: Option<Bytes>) -> NResult<LuaValue> {
+    Ok(match got {
+        Some(b) => LuaValue::String(lua.create_string(&b)?),
+        None => LuaValue::Nil,
+    })
+}
+
 fn this(a: &Args) -> NResult<Rc<Stream>> {
     Ok(a.this::<Rc<Stream>>("response stream")?.clone())
 }
@@ -189,13 +197,7 @@ pub fn register(lua: &Lua) -> LuaResult<()> {
             let s = this(&a)?;
             let max = a.opt_int_in(2, 1, i64::from(u32::MAX))?.map_or(usize::MAX, |n| n as usize);
             let lua = lua.clone();
-            Ok(async move {
-                let got = with_reader(s, |r| Box::pin(r.read(max))).await?;
-                Ok(match got {
-                    Some(b) => LuaValue::String(lua.create_string(&b)?),
-                    None => LuaValue::Nil,
-                })
-            })
+            Ok(async move { string_or_nil(&lua, with_reader(s, |r| Box::pin(r.read(max))).await?) })
         })?,
     )?;
     methods.set(
@@ -203,13 +205,7 @@ pub fn register(lua: &Lua) -> LuaResult<()> {
         async_func(lua, "line", |lua, a| {
             let s = this(&a)?;
             let lua = lua.clone();
-            Ok(async move {
-                let got = with_reader(s, |r| Box::pin(r.line())).await?;
-                Ok(match got {
-                    Some(b) => LuaValue::String(lua.create_string(&b)?),
-                    None => LuaValue::Nil,
-                })
-            })
+            Ok(async move { string_or_nil(&lua, with_reader(s, |r| Box::pin(r.line())).await?) })
         })?,
     )?;
     methods.set(

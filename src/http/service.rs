@@ -21,6 +21,7 @@ use mlua::prelude::*;
 
 use super::body::Body;
 use super::io::{Busy, ConnState};
+use super::raw;
 use super::reader::{Reader, Stream};
 use super::server::Server;
 use crate::runtime::task::{self, Ended};
@@ -95,10 +96,8 @@ pub async fn handle(
     // the C API in one protected call (`raw.rs`).
     let started = match body {
         // SAFETY: `push_request` pushes one table with the C API, under run_raw's protection.
-        Ok(bytes) => unsafe { task::run_raw(&lua, handler, |l| super::raw::push_request(l, &parts, &bytes, &peer)) },
-        // SAFETY: pushes nothing more.
-        Err(reader) => request_table(&lua, &parts, reader, &peer)
-            .and_then(|t| unsafe { task::run_raw(&lua, (handler, t), |_| {}) }),
+        Ok(bytes) => unsafe { task::run_raw(&lua, handler, |l| raw::push_request(l, &parts, Some(&bytes), &peer)) },
+        Err(reader) => streamed_request(&lua, handler, &parts, reader, &peer),
     };
     let (task, inline) = match started {
         Ok(t) => t,
@@ -130,6 +129,32 @@ pub async fn handle(
 /// Where `read_answer` leaves the response (or why the answer is not one).
 type Answer = Rc<RefCell<Option<Result<Response<Body>, String>>>>;
 
+/// Runs the handler on a request whose body it reads itself (`stream = true`): no `body`, but
+/// the body reader as `stream` and the message methods (`req:read()`, `req:lines()`).
+fn streamed_request(
+    lua: &Lua,
+    handler: &LuaFunction,
+    parts: &http::request::Parts,
+    reader: Reader,
+    peer: &Peer,
+) -> LuaResult<(task::TaskRef, task::Inline)> {
+    let stream = lua.create_any_userdata(Rc::new(Stream::new(reader)))?;
+    let methods: LuaTable = lua.named_registry_value("net.http.response")?;
+    // SAFETY: the stack holds the handler, the reader (2) and the methods (3); the request table
+    // is pushed, given both, and left as the handler's one argument.
+    unsafe {
+        task::run_raw(lua, (handler, stream, methods), |l| {
+            raw::push_request(l, parts, None, peer);
+            ffi::lua_pushvalue(l, 2);
+            ffi::lua_setfield(l, -2, c"stream".as_ptr());
+            ffi::lua_pushvalue(l, 3);
+            ffi::lua_setmetatable(l, -2);
+            ffi::lua_replace(l, 2);
+            ffi::lua_settop(l, 2);
+        })
+    }
+}
+
 /// Reads the handler's answer straight off its finished coroutine, in one protected call (see
 /// `raw.rs`); a body function is left for the general path (`response`).
 fn read_answer(lua: &Lua, slot: Answer) -> task::ReturnHook {
@@ -143,7 +168,7 @@ fn read_answer(lua: &Lua, slot: Answer) -> task::ReturnHook {
                 ffi::luaL_checkstack(state, n + 8, c"results".as_ptr());
                 ffi::lua_xmove(co, state, n);
                 let first = ffi::lua_gettop(state) - n + 1;
-                got = super::raw::read_response(state, first);
+                got = raw::read_response(state, first);
                 if got.is_none() {
                     ffi::lua_xmove(state, co, n);
                 } else {
@@ -200,24 +225,6 @@ fn declared_too_large(srv: &Server, headers: &http::HeaderMap) -> Option<Respons
     (declared > max as u64).then(|| plain(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large\n"))
 }
 
-/// The handler's request table when it reads the body itself (`stream = true`): a reader with
-/// the message methods (`req:read()`, `req:lines()`). Otherwise `raw::push_request` builds it.
-fn request_table(lua: &Lua, p: &http::request::Parts, reader: Reader, peer: &Peer) -> LuaResult<LuaTable> {
-    let t = lua.create_table_with_capacity(0, 8)?;
-    t.raw_set("method", p.method.as_str())?;
-    t.raw_set("path", p.uri.path())?;
-    t.raw_set("query", query_table(lua, p.uri.query().unwrap_or("").as_bytes())?)?;
-    t.raw_set("headers", header_table(lua, &p.headers, false)?)?;
-    t.raw_set("stream", lua.create_any_userdata(Rc::new(Stream::new(reader)))?)?;
-    if let Some(mt) = lua.named_registry_value::<Option<LuaTable>>("net.http.response")? {
-        t.set_metatable(Some(mt))?;
-    }
-    t.raw_set("ip", peer.ip.as_str())?;
-    t.raw_set("port", peer.port)?;
-    t.raw_set("version", version_name(p.version))?;
-    Ok(t)
-}
-
 pub fn version_name(v: http::Version) -> &'static str {
     match v {
         http::Version::HTTP_09 => "0.9",
@@ -226,48 +233,6 @@ pub fn version_name(v: http::Version) -> &'static str {
         http::Version::HTTP_3 => "3",
         _ => "1.1",
     }
-}
-
-/// A query string as a table: a key seen once is a string, a repeated key an array. Bytes are
-/// kept as sent (no UTF-8 check: a request is never refused for its query).
-pub fn query_table(lua: &Lua, q: &[u8]) -> LuaResult<LuaTable> {
-    let t = lua.create_table()?;
-    for (k, v) in crate::url::form_pairs(q) {
-        let (k, v) = (lua.create_string(k)?, lua.create_string(v)?);
-        match t.raw_get::<LuaValue>(&k)? {
-            LuaValue::Nil => t.raw_set(k, v)?,
-            LuaValue::Table(arr) => arr.raw_push(v)?,
-            first => t.raw_set(k, lua.create_sequence_from([first, LuaValue::String(v)])?)?,
-        }
-    }
-    Ok(t)
-}
-
-/// Headers as a table of lower-case names. A repeated header is joined with ", " (a request's
-/// `cookie` with "; ", as HTTP/2 splits it), or, with `arrays`, becomes an array of its values
-/// (a response's `set-cookie` cannot be joined).
-pub fn header_table(lua: &Lua, h: &http::HeaderMap, arrays: bool) -> LuaResult<LuaTable> {
-    let t = lua.create_table_with_capacity(0, h.keys_len())?;
-    for name in h.keys() {
-        let mut values = h.get_all(name).iter();
-        let first = values.next().map(|v| v.as_bytes()).unwrap_or_default();
-        let Some(second) = values.next() else {
-            t.raw_set(name.as_str(), lua.create_string(first)?)?;
-            continue;
-        };
-        let all = std::iter::once(first).chain(std::iter::once(second.as_bytes())).chain(values.map(|v| v.as_bytes()));
-        if arrays {
-            let arr = lua.create_table()?;
-            for v in all {
-                arr.raw_push(lua.create_string(v)?)?;
-            }
-            t.raw_set(name.as_str(), arr)?;
-        } else {
-            let sep: &[u8] = if name == header::COOKIE { b"; " } else { b", " };
-            t.raw_set(name.as_str(), lua.create_string(all.collect::<Vec<_>>().join(sep))?)?;
-        }
-    }
-    Ok(t)
 }
 
 /// What a handler returned, as a response.

@@ -564,7 +564,10 @@ pub fn register(lua: &Lua) -> LuaResult<()> {
                 let t = lua.create_table()?;
                 t.raw_set("method", "GET")?;
                 t.raw_set("path", lua.create_string(v.path)?)?;
-                t.raw_set("query", crate::http::query_table(lua, v.query.unwrap_or("").as_bytes())?)?;
+                t.raw_set(
+                    "query",
+                    crate::url::pairs_table(lua, crate::url::form_pairs(v.query.unwrap_or("").as_bytes()))?,
+                )?;
                 t.raw_set("headers", header_table(lua, &v.headers)?)?;
                 Ok(LuaValue::Table(t))
             })
