@@ -275,25 +275,25 @@ async fn serve_h1(
         End::Done(Ok(())) => {
             let up = slot.borrow_mut().take();
             let parts = conn.into_parts();
-            let (mut transport, rest) = parts.io.into_inner().into_parts();
+            let (transport, rest) = parts.io.into_inner().into_parts();
             match up {
                 Some(up) => hand_over(srv, transport, [&parts.read_buf[..], &rest[..]].concat(), up, peer, local),
-                None => {
-                    let _ = tokio::time::timeout(Duration::from_secs(1), transport.shutdown()).await;
-                }
+                None => linger_close(transport).await,
             }
         }
-        // hyper answered what it could not parse (400, 431) itself.
-        End::Done(Err(_)) => {}
+        // hyper answered what it could not parse (400, 431) itself; the rest of that request
+        // may still be unread.
+        End::Done(Err(_)) => {
+            let (transport, _) = conn.into_parts().io.into_inner().into_parts();
+            linger_close(transport).await;
+        }
         End::TimedOut(Phase::Head) => {
             let parts = conn.into_parts();
             let (mut transport, _) = parts.io.into_inner().into_parts();
             let answer = b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
-            let _ = tokio::time::timeout(Duration::from_secs(1), async {
-                transport.write_all(answer).await?;
-                transport.shutdown().await
-            })
-            .await;
+            if tokio::time::timeout(LINGER, transport.write_all(answer)).await.is_ok_and(|r| r.is_ok()) {
+                linger_close(transport).await;
+            }
         }
         End::TimedOut(_) => {}
     }
@@ -322,6 +322,24 @@ async fn serve_h2(srv: &Rc<Server>, state: &Rc<ConnState>, who: Rc<Peer>, io: To
         conn.borrow_mut().as_mut().graceful_shutdown();
         let _ = tokio::time::timeout(Duration::from_secs(1), poll_fn(|cx| conn.borrow_mut().as_mut().poll(cx))).await;
     }
+}
+
+/// How long a closing connection may take to say goodbye (see `linger_close`).
+const LINGER: Duration = Duration::from_secs(1);
+
+/// Closes a connection after its last response: FIN first, then read and drop what the client
+/// still sends until it closes too (or `LINGER` passes). Closing a socket with unread bytes in
+/// it sends a reset, and a reset makes the client's kernel drop the response it has not read
+/// yet: a 413 or 431 answered before the whole request came would never reach the client
+/// (nginx's "lingering close").
+async fn linger_close(mut t: Transport) {
+    let _ = tokio::time::timeout(LINGER, async {
+        t.shutdown().await?;
+        let mut sink = [0u8; 16 * 1024];
+        while t.read(&mut sink).await? > 0 {}
+        Ok::<(), std::io::Error>(())
+    })
+    .await;
 }
 
 /// Gives an upgraded connection to `handleWebSocket`, as a task of its own.
