@@ -114,7 +114,8 @@ impl Reader {
     /// At most `max` bytes as soon as any are there; `None` at the end.
     async fn read(&mut self, max: usize) -> NResult<Option<Bytes>> {
         while self.buf.is_empty() {
-            if !self.fill().await? {
+            // The last `fill` may still bring bytes: what the decoder held back until the end.
+            if !self.fill().await? && self.buf.is_empty() {
                 return Ok(None);
             }
         }
@@ -135,7 +136,8 @@ impl Reader {
                 return Ok(Some(line.freeze()));
             }
             from = self.buf.len();
-            if !self.fill().await? {
+            // At the end, the decoder's last bytes may hold more lines: look at them first.
+            if !self.fill().await? && self.buf.len() == from {
                 if self.buf.is_empty() {
                     return Ok(None);
                 }
