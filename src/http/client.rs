@@ -245,6 +245,11 @@ pub fn hyper_error(what: &str, e: &hyper::Error) -> NetError {
     let mut src = e.source();
     while let Some(s) = src {
         if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            // hyper's "end of file before message length reached": the server closed the
+            // connection in the middle of a body, which is `closed`, not a reset.
+            if io.kind() == std::io::ErrorKind::UnexpectedEof {
+                return NetError::new(Kind::Closed, format!("{what} ({})", crate::error::describe(io)));
+            }
             return NetError::io(what, "", io);
         }
         src = s.source();
