@@ -55,14 +55,18 @@ else
   fi
 fi
 
-# Python peers need `websockets` in the python3 that is on PATH (it may be a pyenv one, not Debian's).
+# Python peers need `websockets` (WebSocket peers) and `brotli` (an HTTP server sending br bodies,
+# lua-tests/http_peers_client_spec.lua) in the python3 that is on PATH (it may be a pyenv one, not
+# Debian's, so Debian's python3-brotli would not do).
 if command -v python3 >/dev/null 2>&1; then
-  if ! python3 -c 'import websockets' 2>/dev/null; then
-    echo "==> pip install websockets (for $(command -v python3))"
-    python3 -m pip install -q websockets ||
-      python3 -m pip install -q --break-system-packages websockets ||
-      die "could not install the Python package websockets"
-  fi
+  for mod in websockets brotli; do
+    if ! python3 -c "import $mod" 2>/dev/null; then
+      echo "==> pip install $mod (for $(command -v python3))"
+      python3 -m pip install -q "$mod" ||
+        python3 -m pip install -q --break-system-packages "$mod" ||
+        die "could not install the Python package $mod"
+    fi
+  done
 else
   die "python3 not found"
 fi
