@@ -302,7 +302,11 @@ async fn serve_h1(
 async fn serve_h2(srv: &Rc<Server>, state: &Rc<ConnState>, who: Rc<Peer>, io: TokioIo<HttpIo>) {
     let svc = {
         let (srv, state) = (srv.clone(), state.clone());
-        service_fn(move |req| Box::pin(service::handle(srv.clone(), state.clone(), who.clone(), None, req)))
+        service_fn(move |req| {
+            let head = req.method() == http::Method::HEAD;
+            let answer = service::handle(srv.clone(), state.clone(), who.clone(), None, req);
+            Box::pin(async move { Ok::<_, Infallible>(service::for_head(answer.await?, head)) })
+        })
     };
     let mut conn = Box::pin(
         http2::Builder::new(LocalExec)

@@ -182,6 +182,21 @@ fn read_answer(lua: &Lua, slot: Answer) -> task::ReturnHook {
     })
 }
 
+/// The response to a HEAD request as HTTP/2 must send it: the headers alone, with the length
+/// the body would have had. hyper drops the body for HTTP/1 itself, but its HTTP/2 side sends
+/// it, which clients take as a protocol error (nghttp and curl reset the stream). Dropping a
+/// streamed body stops its producer.
+pub fn for_head(r: Response<Body>, head: bool) -> Response<Body> {
+    if !head {
+        return r;
+    }
+    let (mut p, body) = r.into_parts();
+    if let Some(n) = http_body::Body::size_hint(&body).exact() {
+        p.headers.entry(header::CONTENT_LENGTH).or_insert_with(|| HeaderValue::from(n));
+    }
+    Response::from_parts(p, Body::Empty)
+}
+
 /// A streamed body keeps the connection busy until it is sent.
 fn keep_busy(r: Response<Body>, busy: Busy) -> Response<Body> {
     let (p, b) = r.into_parts();
