@@ -110,6 +110,11 @@ class H(BaseHTTPRequestHandler):
                 self.close_connection = True
                 return
             self.send(200, b"first request of connection %d" % self.client_address[1])
+        elif p == "/idle-close":
+            # answered with keep-alive, then the server closes the idle connection
+            self.send(200, b"connection %d" % self.client_address[1])
+            conn = self.connection
+            threading.Timer(0.2, lambda: conn.shutdown(socket.SHUT_RDWR)).start()
         elif p == "/redirect":
             self.send(int(q.get("code", 302)), b"moved", [("Location", q["to"])])
         elif p == "/big":
@@ -281,6 +286,25 @@ describe("net.request against Python's http.server", function()
       assert.matches("^closed: POST http://127%.0%.0%.1:%d+/flaky %(the server closed the connection", err)
       -- and the pool carries on
       assert.equal(200, net.request({ url = base .. "/flaky", method = "POST", body = "once" }).status)
+    end)
+  end)
+
+  it("replaces a kept-alive connection the server closed while it was idle", function()
+    helper.bounded(10, function()
+      local base = python_servers()
+      local seen = {}
+      local function get()
+        local res = net.request(base .. "/idle-close")
+        assert.equal(200, res.status)
+        local c = res.body:match("^connection (%d+)$")
+        assert.is_nil(seen[c], "a closed connection was used again")
+        seen[c] = true
+      end
+      get()
+      net.sleep(0.4) -- the loop runs: the close is seen before the next request
+      get()
+      os.execute("sleep 0.4") -- the loop does not run: the close is found when the request is sent
+      get()
     end)
   end)
 
@@ -468,6 +492,10 @@ describe("net.request against nghttpd (h2 over TLS)", function()
       assert.is_true(res.body == blob)
       assert.matches("^nghttpd", res.headers.server)
       assert.equal(404, net.request({ url = "https://localhost:" .. port .. "/nope", tls = CA }).status)
+      local head = net.request({ url = url, method = "HEAD", tls = CA })
+      assert.equal(200, head.status)
+      assert.equal("", head.body)
+      assert.equal(tostring(#blob), head.headers["content-length"])
       local tasks = {}
       for i = 1, 10 do
         tasks[i] = net.spawn(function() return net.request({ url = url, tls = CA }) end)
@@ -477,9 +505,9 @@ describe("net.request against nghttpd (h2 over TLS)", function()
         assert.equal("2", r.version)
         assert.is_true(r.body == blob)
       end
-      helper.wait_until(2, function() return select(2, blob_sessions()) >= 11 end)
+      helper.wait_until(2, function() return select(2, blob_sessions()) >= 12 end)
       local n, streams = blob_sessions()
-      assert.equal(11, streams)
+      assert.equal(12, streams) -- GET, HEAD, then the ten
       assert.equal(1, n) -- the ten streams went on the connection already open
       -- without the CA, the certificate is refused
       local ok, err = pcall(net.request, { url = url, proxy = false })

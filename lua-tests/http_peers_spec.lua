@@ -229,6 +229,45 @@ describe("curl as a client of net.serve", function()
   end)
 end)
 
+describe("HEAD from curl and nghttp", function()
+  if not (HAVE.curl and HAVE.nghttp) then pending("curl or nghttp not installed") return end
+
+  it("gets the headers alone, with the body's length, over HTTP/1.1, h2c and h2", function()
+    helper.bounded(10, function()
+      local calls = 0
+      local function app(req)
+        if req.path == "/stream" then
+          return { headers = { ["x-method"] = req.method }, body = function()
+            calls = calls + 1
+            net.sleep(0.01)
+            if calls < 100 then return "chunk\n" end
+          end }
+        end
+        return { headers = { ["x-method"] = req.method }, body = "twenty bytes of body" }
+      end
+      local plain, tls = serve(app), serve({ handleRequest = app, tls = TLS })
+      local url = "http://127.0.0.1:" .. plain.port
+      for _, how in ipairs({ "--http1.1", "--http2-prior-knowledge" }) do
+        local rc, out, err = run({ "curl", "-sS", "-I", how, url .. "/" })
+        assert.equal(0, rc, err)
+        assert.matches("x%-method: HEAD\r\n", out)
+        assert.matches("content%-length: 20\r\n", out)
+        assert.matches("\r\n\r\n$", out)
+        rc, out, err = run({ "curl", "-sS", "-I", how, url .. "/stream" })
+        assert.equal(0, rc, err)
+        assert.matches("x%-method: HEAD\r\n", out)
+      end
+      local rc, out, err = run({ "nghttp", "-v", "-H", ":method: HEAD", "https://127.0.0.1:" .. tls.port .. "/" })
+      assert.equal(0, rc, err)
+      assert.matches("content%-length: 20", out)
+      assert.matches("recv HEADERS frame [^\n]*\n%s*; END_STREAM", out) -- no DATA after the headers
+      assert.is_nil(out:find("RST_STREAM"))
+      net.sleep(0.1)
+      assert.is_true(calls < 5, "a HEAD response's body was produced " .. calls .. " times")
+    end)
+  end)
+end)
+
 describe("nghttp as a client of net.serve", function()
   if not HAVE.nghttp then pending("nghttp not installed") return end
 
