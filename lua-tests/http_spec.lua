@@ -497,6 +497,22 @@ describe("net.request", function()
     assert.matches("^tls: ", helper.err_of(net.request, url))
     r = net.request({ url = url, tls = { verify = false, alpn = { "http/1.1" } } })
     assert.equal("1.1", r.version)
+    -- Requests started together on a cold pool wait for the first connection, and share it.
+    local ports = {}
+    local cold = s.track(net.serve(0, { tls = { cert = pem("server.pem"), key = pem("server.key") },
+      handleRequest = function(req) ports[req.port] = true; return "ok" end }))
+    helper.bounded(10, function()
+      local tasks = {}
+      for i = 1, 10 do
+        tasks[i] = net.spawn(function()
+          return net.request({ url = "https://localhost:" .. cold.port .. "/", tls = { ca_file = pem("ca.pem") } }).body
+        end)
+      end
+      for i = 1, 10 do assert.equal("ok", tasks[i]:join()) end
+    end)
+    local n = 0
+    for _ in pairs(ports) do n = n + 1 end
+    assert.equal(1, n)
     -- Concurrent requests share the origin's one HTTP/2 connection.
     helper.bounded(10, function()
       local tasks = {}

@@ -319,6 +319,28 @@ struct Sent {
     tx: Option<http1::SendRequest<Body>>,
 }
 
+/// A pooled connection (`true`), or a new one. An HTTPS origin is opened by one request at a
+/// time: the others wait for it, since an HTTP/2 connection will serve them all.
+async fn checkout_or_open(lua: &Lua, pool: &Pool, key: &Key, connect_timeout: Duration) -> NResult<(Sender, bool)> {
+    if let Some(s) = pool.checkout(key) {
+        return Ok((s, true));
+    }
+    if !key.https {
+        return Ok((open(lua, pool, key, connect_timeout).await?, false));
+    }
+    match pool.first_connect(key) {
+        Ok(_opening) => Ok((open(lua, pool, key, connect_timeout).await?, false)),
+        Err(other) => {
+            // Bounded like a connect of our own; then whatever the pool has, or our own.
+            let _ = tokio::time::timeout(connect_timeout, other.wait()).await;
+            match pool.checkout(key) {
+                Some(s) => Ok((s, true)),
+                None => Ok((open(lua, pool, key, connect_timeout).await?, false)),
+            }
+        }
+    }
+}
+
 /// The request as it goes on the wire for this connection.
 fn build(spec: &Spec, hop: &Hop<'_>, body: (Body, Option<u64>), h2: bool, key: &Key) -> NResult<Request<Body>> {
     let Hop { method, url, headers } = *hop;
@@ -385,10 +407,7 @@ async fn send(lua: &Lua, pool: &Pool, spec: &Spec, hop: &Hop<'_>, body: &mut Req
     let (method, url) = (hop.method, hop.url);
     let key = key_for(url, spec);
     let what = show(method, url);
-    let (mut sender, mut reused) = match pool.checkout(&key) {
-        Some(s) => (s, true),
-        None => (open(lua, pool, &key, spec.connect_timeout).await?, false),
-    };
+    let (mut sender, mut reused) = checkout_or_open(lua, pool, &key, spec.connect_timeout).await?;
     loop {
         let Some(b) = body.take() else {
             return Err(NetError::new(

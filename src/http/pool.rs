@@ -3,10 +3,14 @@
 //! `Connection: close`, and handed out again newest first; one HTTP/2 connection per origin is
 //! shared by every request (its `SendRequest` multiplexes streams). Idle connections the server
 //! closed are noticed when they are next looked at (`is_closed`), and dropped after
-//! `IDLE_TIMEOUT` (Go's default) or past `MAX_IDLE_PER_ORIGIN`.
+//! `IDLE_TIMEOUT` (Go's default) or past `MAX_IDLE_PER_ORIGIN`. While a connection to an HTTPS
+//! origin is being opened, other requests to it wait for that one (it may be HTTP/2).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::future::poll_fn;
+use std::rc::Rc;
+use std::task::{Poll, Waker};
 use std::time::Duration;
 
 use hyper::client::conn::{http1, http2};
@@ -40,6 +44,34 @@ type Idle = Vec<(http1::SendRequest<Body>, Instant)>;
 pub struct Pool {
     idle: RefCell<HashMap<Key, Idle>>,
     h2: RefCell<HashMap<Key, http2::SendRequest<Body>>>,
+    /// HTTPS origins with a connection being opened: requests that come meanwhile wait for it,
+    /// since it may turn out HTTP/2 and serve them all (see [`Pool::first_connect`]).
+    connecting: RefCell<HashMap<Key, Rc<Connecting>>>,
+}
+
+/// A connection being opened, and who waits for it.
+#[derive(Default)]
+pub struct Connecting {
+    done: Cell<bool>,
+    waiters: RefCell<Vec<Waker>>,
+}
+
+/// Held by the request opening an origin's connection; dropping it (done or failed) lets the
+/// waiting requests look at the pool again.
+pub struct Opening<'a> {
+    pool: &'a Pool,
+    key: Key,
+    c: Rc<Connecting>,
+}
+
+impl Drop for Opening<'_> {
+    fn drop(&mut self) {
+        self.pool.connecting.borrow_mut().remove(&self.key);
+        self.c.done.set(true);
+        for w in self.c.waiters.borrow_mut().drain(..) {
+            w.wake();
+        }
+    }
 }
 
 impl Pool {
@@ -83,8 +115,39 @@ impl Pool {
         list.push((tx, Instant::now()));
     }
 
+    /// Before opening a connection to an HTTPS origin: `Ok(guard)` when this request is the
+    /// first (it holds the guard while it connects), or `Err(wait)` when another request is
+    /// connecting there already: wait for it, then look at the pool again (an HTTP/2
+    /// connection serves everyone; after HTTP/1.1 each opens its own). Without this, requests
+    /// started together on a cold pool would each open an HTTP/2 connection.
+    pub fn first_connect(&self, key: &Key) -> Result<Opening<'_>, Rc<Connecting>> {
+        if let Some(c) = self.connecting.borrow().get(key) {
+            return Err(c.clone());
+        }
+        let c = Rc::new(Connecting::default());
+        self.connecting.borrow_mut().insert(key.clone(), c.clone());
+        Ok(Opening { pool: self, key: key.clone(), c })
+    }
+
     /// Shares a new HTTP/2 connection for later requests to the same origin.
     pub fn share_h2(&self, key: Key, tx: &http2::SendRequest<Body>) {
         self.h2.borrow_mut().insert(key, tx.clone());
+    }
+}
+
+impl Connecting {
+    /// Waits until the connection being opened is done (or failed).
+    pub async fn wait(&self) {
+        poll_fn(|cx| {
+            if self.done.get() {
+                return Poll::Ready(());
+            }
+            let mut ws = self.waiters.borrow_mut();
+            if !ws.iter().any(|w| w.will_wake(cx.waker())) {
+                ws.push(cx.waker().clone());
+            }
+            Poll::Pending
+        })
+        .await
     }
 }
