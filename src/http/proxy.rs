@@ -1,5 +1,5 @@
 //! Proxies for the client: the `proxy` option (`"http://user:pass@host:port"`, or `false` for
-//! none), else the environment as curl reads it: `http_proxy` for http URLs, `https_proxy` for
+//! none), else the environment (read once, at the first request) as curl reads it: `http_proxy` for http URLs, `https_proxy` for
 //! https, `all_proxy` for both (lower case first, then upper case), and `no_proxy` (a list of
 //! host names and domain suffixes, `*` for all). Plain HTTP goes to the proxy in absolute form;
 //! https goes through a `CONNECT` tunnel, with TLS to the origin inside it.
@@ -41,9 +41,32 @@ fn env(names: &[&str]) -> Option<String> {
     names.iter().find_map(|n| std::env::var(n).ok().filter(|v| !v.trim().is_empty()))
 }
 
+/// The proxy variables, read once per process at the first request (as Go does): looking
+/// them up per request cost about a microsecond.
+struct FromEnv {
+    http: Option<String>,
+    https: Option<String>,
+    no_proxy: Option<String>,
+}
+
+fn from_env() -> &'static FromEnv {
+    static VARS: std::sync::OnceLock<FromEnv> = std::sync::OnceLock::new();
+    VARS.get_or_init(|| FromEnv {
+        // Upper-case HTTP_PROXY is what a CGI script's `Proxy:` request header becomes: curl
+        // and Go refuse it there; we read it only outside CGI.
+        http: if std::env::var_os("REQUEST_METHOD").is_some() {
+            env(&["http_proxy", "all_proxy", "ALL_PROXY"])
+        } else {
+            env(&["http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"])
+        },
+        https: env(&["https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"]),
+        no_proxy: env(&["no_proxy", "NO_PROXY"]),
+    })
+}
+
 /// Whether `no_proxy` (or `NO_PROXY`) exempts `host`.
 fn exempt(host: &str) -> bool {
-    let Some(list) = env(&["no_proxy", "NO_PROXY"]) else { return false };
+    let Some(list) = &from_env().no_proxy else { return false };
     let host = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
     list.split([',', ' ']).map(str::trim).filter(|e| !e.is_empty()).any(|e| {
         if e == "*" {
@@ -81,13 +104,10 @@ impl Proxy {
                     return None;
                 }
                 let v = match url.scheme() {
-                    "https" => env(&["https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"]),
-                    // Upper-case HTTP_PROXY is what a CGI script's `Proxy:` request header
-                    // becomes: curl and Go refuse it there; we read it only outside CGI.
-                    _ if std::env::var_os("REQUEST_METHOD").is_some() => env(&["http_proxy", "all_proxy", "ALL_PROXY"]),
-                    _ => env(&["http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"]),
+                    "https" => from_env().https.as_deref(),
+                    _ => from_env().http.as_deref(),
                 }?;
-                proxy_url(&v).ok()
+                proxy_url(v).ok()
             }
         }
     }
