@@ -11,6 +11,9 @@
 --   helper.python_ws_dropper()      a server that upgrades, then hangs up without a close frame
 --   helper.lua_bin()                path of the running interpreter
 --   helper.sleep(seconds)           net.sleep when available (keeps tasks and servers running)
+--   helper.pki()                    the test PKI (lua-tests/fixtures/make-certs.sh: a CA, a server
+--                                   certificate for localhost and 127.0.0.1 ...), made once per run
+--                                   and removed at exit -> pem(name), the path of one of its files
 --
 -- Plumbing shared by the spec files (see each function below):
 --   helper.pack(...), helper.unpack  table.pack with n, and table.unpack (5.4) / unpack (LuaJIT)
@@ -275,6 +278,18 @@ end
 helper._sentinel = on_collect(function()
   for p in pairs(live) do os.execute('kill -TERM ' .. p.pid .. ' 2>/dev/null') end
 end)
+
+local pki_dir
+function helper.pki()
+  if not pki_dir then
+    local dir = os.tmpname() -- creates a file: remove it, keep the unique name
+    os.remove(dir)
+    assert(os.execute("mkdir -p " .. dir .. " && bash lua-tests/fixtures/make-certs.sh " .. dir .. " >/dev/null"))
+    pki_dir = dir
+    helper._pki_sentinel = on_collect(function() os.execute("rm -rf " .. dir) end)
+  end
+  return function(name) return pki_dir .. "/" .. name end
+end
 
 --- Start argv (array of strings) in the background; stdout/stderr go to temp files.
 function helper.spawn(argv, opts)

@@ -16,13 +16,8 @@ local HAVE_PY = have("python3")
 local HAVE_BROTLI = HAVE_PY and os.execute("python3 -c 'import brotli' 2>/dev/null")
 HAVE_BROTLI = HAVE_BROTLI == true or HAVE_BROTLI == 0
 
--- The test PKI, made once per run (lua-tests/fixtures/make-certs.sh, as tls_spec.lua does).
-local dir = os.tmpname()
-os.remove(dir)
-assert(os.execute("mkdir -p " .. dir .. " && bash lua-tests/fixtures/make-certs.sh " .. dir .. " >/dev/null"))
-local function pem(name) return dir .. "/" .. name end
+local pem = helper.pki() -- the test PKI (lua-tests/fixtures/make-certs.sh)
 local CA = { ca_file = pem("ca.pem") }
-teardown(function() os.execute("rm -rf " .. dir) end)
 
 local servers, peers = {}, {}
 after_each(function()

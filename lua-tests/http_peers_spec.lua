@@ -14,13 +14,8 @@ local function have(cmd)
 end
 local HAVE = { curl = have("curl"), nghttp = have("nghttp"), python = have("python3") }
 
--- The test PKI, made once per run (lua-tests/fixtures/make-certs.sh, as tls_spec.lua does).
-local dir = os.tmpname()
-os.remove(dir)
-assert(os.execute("mkdir -p " .. dir .. " && bash lua-tests/fixtures/make-certs.sh " .. dir .. " >/dev/null"))
-local function pem(name) return dir .. "/" .. name end
+local pem = helper.pki() -- the test PKI (lua-tests/fixtures/make-certs.sh)
 local TLS = { cert = pem("server.pem"), key = pem("server.key") }
-teardown(function() os.execute("rm -rf " .. dir) end)
 
 -- Every server a test starts is stopped after it; every peer killed (in `finally` too).
 local servers, peers = {}, {}

@@ -8,11 +8,7 @@ local net = helper.net
 local s = helper.scope(5000)
 after_each(s.cleanup)
 
-local dir = os.tmpname()
-os.remove(dir)
-assert(os.execute("mkdir -p " .. dir .. " && bash lua-tests/fixtures/make-certs.sh " .. dir .. " >/dev/null"))
-local function pem(name) return dir .. "/" .. name end
-teardown(function() os.execute("rm -rf " .. dir) end)
+local pem = helper.pki() -- the test PKI (lua-tests/fixtures/make-certs.sh)
 
 -- A server for the test (stopped by the scope's cleanup) and its base URL.
 local function serve(handler, opts)

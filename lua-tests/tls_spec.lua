@@ -6,12 +6,7 @@ local net = helper.net
 local s = helper.scope(3000)
 after_each(s.cleanup)
 
--- The test PKI, made once per run (lua-tests/fixtures/make-certs.sh).
-local dir = os.tmpname()
-os.remove(dir)
-assert(os.execute("mkdir -p " .. dir .. " && bash lua-tests/fixtures/make-certs.sh " .. dir .. " >/dev/null"))
-local function pem(name) return dir .. "/" .. name end
-teardown(function() os.execute("rm -rf " .. dir) end)
+local pem = helper.pki() -- the test PKI (lua-tests/fixtures/make-certs.sh)
 
 local CA = { ca_file = pem("ca.pem") }
 local SERVER = { cert = pem("server.pem"), key = pem("server.key") }
@@ -51,7 +46,7 @@ describe("TLS client and server (net to net)", function()
 
   it("verifies against a hashed ca_dir (openssl rehash), and not against an empty one", function()
     local l = echo_server()
-    local cadir, empty = dir .. "/cadir", dir .. "/emptydir"
+    local cadir, empty = pem("cadir"), pem("emptydir")
     assert(os.execute("mkdir -p " .. cadir .. " " .. empty .. " && cp " .. pem("ca.pem") .. " " .. cadir ..
       "/ && openssl rehash " .. cadir .. " >/dev/null 2>&1"))
     local c = s.track(net.tcp.connect("localhost", l.port, { tls = { ca_dir = cadir }, timeout = 3000 }))
@@ -182,7 +177,7 @@ end)
 
 describe("TLS options", function()
   it("reports unreadable certificate files plainly", function()
-    helper.raises("^tls: cannot load certificate " .. dir:gsub("%p", "%%%0") .. "/nope%.pem: no such file",
+    helper.raises("^tls: cannot load certificate " .. pem("nope.pem"):gsub("%p", "%%%0") .. ": no such file",
       net.tcp.listen, "127.0.0.1", 0, { tls = { cert = pem("nope.pem") } })
     helper.raises("^tls: cannot load CA file ", net.tcp.connect, "127.0.0.1", 1, { tls = { ca_file = pem("nope.pem") } })
   end)

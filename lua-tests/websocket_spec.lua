@@ -454,13 +454,10 @@ describe("extension options", function()
   end)
 
   it("tls: wss:// verified against the given CA, refused without it", function()
-    local dir = os.tmpname()
-    os.remove(dir)
-    assert(os.execute("mkdir -p " .. dir .. " && bash lua-tests/fixtures/make-certs.sh " .. dir .. " >/dev/null"))
-    finally(function() os.execute("rm -rf " .. dir) end)
-    local server = serve(echo(), { tls = { cert = dir .. "/server.pem", key = dir .. "/server.key" } })
+    local pem = helper.pki() -- the test PKI, made once per run
+    local server = serve(echo(), { tls = { cert = pem("server.pem"), key = pem("server.key") } })
     local wss = "wss://localhost:" .. server.port .. "/"
-    local c = s.track(assert(websocket.connect(wss, { tls = { ca_file = dir .. "/ca.pem" }, dial_timeout = 3000 })))
+    local c = s.track(assert(websocket.connect(wss, { tls = { ca_file = pem("ca.pem") }, dial_timeout = 3000 })))
     assert.is_true(c:send("secure"))
     assert.same({ type = "text", data = "secure" }, (within(c:receive())))
     local none, err = websocket.connect(wss, { dial_timeout = 3000 })

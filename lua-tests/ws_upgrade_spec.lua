@@ -130,12 +130,9 @@ describe("max_connections", function()
   end)
 
   it("bounds TLS handshakes of net.tcp.listen the same way", function()
-    local dir = os.tmpname()
-    os.remove(dir)
-    assert(os.execute("mkdir -p " .. dir .. " && bash lua-tests/fixtures/make-certs.sh " .. dir .. " >/dev/null"))
-    finally(function() os.execute("rm -rf " .. dir) end)
+    local pem = helper.pki() -- the test PKI, made once per run
     local l = s.listen("127.0.0.1", 0, { max_connections = 1,
-      tls = { cert = dir .. "/server.pem", key = dir .. "/server.key" } })
+      tls = { cert = pem("server.pem"), key = pem("server.key") } })
     s.go(function()
       while true do
         local ok, c = pcall(l.accept, l)
@@ -144,7 +141,7 @@ describe("max_connections", function()
         c:write("hi\n")
       end
     end)
-    local tls = { ca_file = dir .. "/ca.pem" }
+    local tls = { ca_file = pem("ca.pem") }
     local stalled = s.connect(l.port) -- plain TCP: never starts its TLS handshake
     helper.wait_until(0.2, function() return false end)
     helper.raises("^timeout: ", net.tcp.connect, "localhost", l.port, { tls = tls, timeout = 300 })

@@ -11,7 +11,7 @@
 use std::rc::Rc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri};
 use http_body_util::BodyExt;
@@ -20,7 +20,6 @@ use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use mlua::ffi;
 use mlua::prelude::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::body::Body;
 use super::decode::{Decoder, ACCEPT_ENCODING};
@@ -30,7 +29,6 @@ use super::reader::Reader;
 use super::service::fill_headers;
 use crate::error::{Kind, NResult, NetError};
 use crate::export::{Args, Opts};
-use crate::io::Transport;
 use crate::tcp::{self, ConnectOpts};
 
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -599,29 +597,4 @@ pub fn response_table(lua: &Lua, f: Fetched, methods: &LuaTable) -> LuaResult<Lu
             ffi::lua_settop(l, 1);
         })
     }
-}
-
-/// Reads a proxy's answer to CONNECT: the status line and headers, nothing more.
-pub async fn read_connect_answer(t: &mut Transport, what: &str) -> NResult<u16> {
-    let mut buf = BytesMut::with_capacity(1024);
-    loop {
-        let mut chunk = [0u8; 1024];
-        let n = t.read(&mut chunk).await.map_err(|e| NetError::io(what, "", &e))?;
-        if n == 0 {
-            return Err(NetError::new(Kind::Closed, format!("{what} (the proxy closed the connection)")));
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        let mut hs = [httparse::EMPTY_HEADER; 64];
-        let mut r = httparse::Response::new(&mut hs);
-        match r.parse(&buf) {
-            Ok(httparse::Status::Complete(_)) => return Ok(r.code.unwrap_or(0)),
-            Ok(httparse::Status::Partial) if buf.len() < 64 * 1024 => continue,
-            _ => return Err(NetError::new(Kind::Protocol, format!("{what} (invalid answer from the proxy)"))),
-        }
-    }
-}
-
-/// Writes all of `data` (a CONNECT request).
-pub async fn write_all(t: &mut Transport, data: &[u8], what: &str) -> NResult<()> {
-    t.write_all(data).await.map_err(|e| NetError::io(what, "", &e))
 }

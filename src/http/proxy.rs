@@ -6,8 +6,10 @@
 
 use std::time::Duration;
 
+use bytes::BytesMut;
 use http::HeaderValue;
 use mlua::prelude::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::pool::Key;
 use crate::error::{Kind, NResult, NetError};
@@ -144,8 +146,8 @@ pub async fn connect(lua: &Lua, proxy: &str, key: &Key, connect_timeout: Duratio
     }
     req.push_str("\r\n");
     let tunnel = async {
-        super::client::write_all(&mut conn.transport, req.as_bytes(), &what).await?;
-        super::client::read_connect_answer(&mut conn.transport, &what).await
+        conn.transport.write_all(req.as_bytes()).await.map_err(|e| NetError::io(&what, "", &e))?;
+        read_connect_answer(&mut conn.transport, &what).await
     };
     let status = tokio::time::timeout(connect_timeout, tunnel)
         .await
@@ -159,4 +161,24 @@ pub async fn connect(lua: &Lua, proxy: &str, key: &Key, connect_timeout: Duratio
     let connector = crate::tls::client(tls)?;
     let s = crate::tls::connect(&connector, tls, &key.host, &target, tcp).await?;
     Ok(Connection { transport: Transport::tls(s), peer, local })
+}
+
+/// Reads a proxy's answer to CONNECT: the status line and headers, nothing more.
+async fn read_connect_answer(t: &mut Transport, what: &str) -> NResult<u16> {
+    let mut buf = BytesMut::with_capacity(1024);
+    loop {
+        let mut chunk = [0u8; 1024];
+        let n = t.read(&mut chunk).await.map_err(|e| NetError::io(what, "", &e))?;
+        if n == 0 {
+            return Err(NetError::new(Kind::Closed, format!("{what} (the proxy closed the connection)")));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        let mut hs = [httparse::EMPTY_HEADER; 64];
+        let mut r = httparse::Response::new(&mut hs);
+        match r.parse(&buf) {
+            Ok(httparse::Status::Complete(_)) => return Ok(r.code.unwrap_or(0)),
+            Ok(httparse::Status::Partial) if buf.len() < 64 * 1024 => continue,
+            _ => return Err(NetError::new(Kind::Protocol, format!("{what} (invalid answer from the proxy)"))),
+        }
+    }
 }
