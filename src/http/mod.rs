@@ -12,6 +12,7 @@ mod body;
 mod client;
 mod decode;
 mod files;
+mod handler;
 mod io;
 mod pool;
 mod proxy;

@@ -63,7 +63,8 @@ pub struct Sched {
     dead_refs: RefCell<Vec<std::ffi::c_int>>,
     /// Registry references of coroutines that returned normally, kept for the next inline task
     /// (an HTTP handler) instead of making a new one per request (see `task::run_raw`).
-    pub(crate) spare_threads: RefCell<Vec<std::ffi::c_int>>,
+    /// (Each with its registry reference and its state, which the reference keeps alive.)
+    pub(crate) spare_threads: RefCell<Vec<(std::ffi::c_int, *mut mlua::ffi::lua_State)>>,
     /// The Lua state, for the rare paths of a task's driver (results, errors, cancellation).
     lua: mlua::WeakLua,
 }
