@@ -12,7 +12,6 @@ mod body;
 mod client;
 mod decode;
 mod files;
-mod handler;
 mod io;
 mod pool;
 mod proxy;

@@ -105,8 +105,6 @@ fn limits(o: &Opts) -> NResult<Limits> {
 /// What every connection of one server shares.
 pub struct Server {
     pub handler: Option<LuaFunction>,
-    /// The handler and its entry function as registry references (see `handler.rs`).
-    pub entry: Option<super::handler::Entry>,
     pub ws_handler: Option<LuaFunction>,
     pub ws_config: handshake::ServerConfig,
     /// `max_message_size` of the WebSockets handed to `handleWebSocket`.
@@ -120,16 +118,6 @@ pub struct Server {
     conns: RefCell<HashMap<u64, Weak<ConnState>>>,
     next_conn: Cell<u64>,
     stopped: Cell<bool>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(e) = &self.entry {
-            // Released at the loop's next safe point (this may run where Lua cannot).
-            self.sched.release_ref(e.entry);
-            self.sched.release_ref(e.handler);
-        }
-    }
 }
 
 /// Removes a connection from `Server::conns` when it ends.
@@ -433,13 +421,8 @@ fn serve(lua: &Lua, a: Args) -> NResult<LuaAnyUserData> {
     let b = crate::tcp::bind(lua, &host, port, o, &["h2", "http/1.1"])?;
     let local: SocketAddr = b.local.parse().map_err(|_| NetError::new(crate::error::Kind::Io, "no local address"))?;
     let s = sched(lua);
-    let entry = match &handler {
-        Some(h) => Some(super::handler::Entry::new(lua, h)?),
-        None => None,
-    };
     let srv = Rc::new(Server {
         handler,
-        entry,
         ws_handler,
         ws_config: handshake::ServerConfig { protocols, compress },
         ws_max,

@@ -20,7 +20,6 @@ use mlua::ffi;
 use mlua::prelude::*;
 
 use super::body::Body;
-use super::handler;
 use super::io::{Busy, ConnState};
 use super::raw;
 use super::reader::{Reader, Stream};
@@ -93,90 +92,45 @@ pub async fn handle(
         }
     };
     let Some(lua) = srv.sched.lua() else { return Ok(plain(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")) };
-    // The handler runs inside this future (see `task::run_prepared`): no trip through the
-    // scheduler for a handler that does not wait.
-    let r = match body {
-        Ok(bytes) => run_handler(&srv, &lua, parts, bytes, peer).await,
-        Err(reader) => run_streamed(&lua, handler, parts, reader, &peer).await,
+    // The handler runs inside this future (see `task::run_raw`), its request table pushed with
+    // the C API in one protected call (`raw.rs`).
+    let started = match body {
+        // SAFETY: `push_request` pushes one table with the C API, under run_raw's protection.
+        Ok(bytes) => unsafe { task::run_raw(&lua, handler, |l| raw::push_request(l, &parts, Some(&bytes), &peer)) },
+        Err(reader) => streamed_request(&lua, handler, &parts, reader, &peer),
     };
-    Ok(keep_busy(r, busy))
-}
-
-/// Runs the handler on a request with its whole body: its coroutine builds the request table
-/// and reads the answer itself (`handler.rs`).
-async fn run_handler(
-    srv: &Server,
-    lua: &Lua,
-    parts: http::request::Parts,
-    body: Bytes,
-    peer: Rc<Peer>,
-) -> Response<Body> {
-    let parked = handler::park(handler::Pending { parts, body, peer, answer: None });
-    let entry = srv.entry.as_ref().expect("a server with handleRequest has its entry");
-    let id = parked.0;
-    // SAFETY: `Entry::push` pushes three values that cannot raise.
-    let (task, inline) = match unsafe { task::run_prepared(lua, |co| entry.push(co, id)) } {
+    let (task, inline) = match started {
         Ok(t) => t,
-        Err(e) => return cannot_run(e),
-    };
-    inline.await;
-    let Some(p) = parked.take() else { return plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n") };
-    let r = match task.result(lua).await {
-        // Its failure was printed with the traceback by the task itself.
-        Ended::Failed(_) | Ended::Cancelled => Err(None),
-        Ended::Returned(v) => match p.answer {
-            Some(r) => r.map_err(Some),
-            None => response(lua, v.into_iter().next().unwrap_or(LuaValue::Nil)).map_err(Some),
-        },
-    };
-    answer_or_500(r, &p.parts)
-}
-
-/// Runs the handler on a request whose body it reads itself (`stream = true`): no `body`, but
-/// the body reader as `stream` and the message methods (`req:read()`, `req:lines()`).
-async fn run_streamed(
-    lua: &Lua,
-    handler: &LuaFunction,
-    parts: http::request::Parts,
-    reader: Reader,
-    peer: &Peer,
-) -> Response<Body> {
-    let (task, inline) = match streamed_request(lua, handler, &parts, reader, peer) {
-        Ok(t) => t,
-        Err(e) => return cannot_run(e),
+        Err(e) => {
+            eprintln!("net.serve: cannot run the handler: {e}");
+            return Ok(plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n"));
+        }
     };
     let answer: Answer = Rc::default();
-    task.on_return(read_answer(lua, answer.clone()));
+    task.on_return(read_answer(&lua, answer.clone()));
     inline.await;
-    let r = match task.result(lua).await {
+    let r = match task.result(&lua).await {
+        // Its failure was printed with the traceback by the task itself.
         Ended::Failed(_) | Ended::Cancelled => Err(None),
         Ended::Returned(v) => match answer.borrow_mut().take() {
             Some(r) => r.map_err(Some),
-            None => response(lua, v.into_iter().next().unwrap_or(LuaValue::Nil)).map_err(Some),
+            None => response(&lua, v.into_iter().next().unwrap_or(LuaValue::Nil)).map_err(Some),
         },
     };
-    answer_or_500(r, &parts)
-}
-
-fn cannot_run(e: LuaError) -> Response<Body> {
-    eprintln!("net.serve: cannot run the handler: {e}");
-    plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n")
-}
-
-/// The response, or 500 (printing why, unless the task printed its failure itself).
-fn answer_or_500(r: Result<Response<Body>, Option<String>>, parts: &http::request::Parts) -> Response<Body> {
-    r.unwrap_or_else(|e| {
+    let r = r.unwrap_or_else(|e| {
         if let Some(e) = e {
             eprintln!("net.serve: {} {}: {e}", parts.method, parts.uri.path());
         }
         plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n")
-    })
+    });
+    Ok(keep_busy(r, busy))
 }
 
 /// Where `read_answer` leaves the response (or why the answer is not one).
 type Answer = Rc<RefCell<Option<Result<Response<Body>, String>>>>;
 
-/// Starts the handler of a streamed request, its table built in one protected call.
+/// Runs the handler on a request whose body it reads itself (`stream = true`): no `body`, but
+/// the body reader as `stream` and the message methods (`req:read()`, `req:lines()`).
 fn streamed_request(
     lua: &Lua,
     handler: &LuaFunction,

@@ -63,8 +63,7 @@ pub struct Sched {
     dead_refs: RefCell<Vec<std::ffi::c_int>>,
     /// Registry references of coroutines that returned normally, kept for the next inline task
     /// (an HTTP handler) instead of making a new one per request (see `task::run_raw`).
-    /// (Each with its registry reference and its state, which the reference keeps alive.)
-    pub(crate) spare_threads: RefCell<Vec<(std::ffi::c_int, *mut mlua::ffi::lua_State)>>,
+    pub(crate) spare_threads: RefCell<Vec<std::ffi::c_int>>,
     /// The Lua state, for the rare paths of a task's driver (results, errors, cancellation).
     lua: mlua::WeakLua,
 }

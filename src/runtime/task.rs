@@ -186,7 +186,10 @@ pub unsafe fn run_raw(
             let n = ffi::lua_gettop(state);
             let (co, r) = match spare {
                 // A coroutine that returned normally starts afresh with a function on its stack.
-                Some((r, co)) => {
+                Some(r) => {
+                    ffi::lua_rawgeti(state, ffi::LUA_REGISTRYINDEX, r as ffi::lua_Integer);
+                    let co = ffi::lua_tothread(state, -1);
+                    ffi::lua_pop(state, 1);
                     ffi::lua_xmove(state, co, n);
                     (co, r)
                 }
@@ -205,52 +208,13 @@ pub unsafe fn run_raw(
         Ok(v) => v,
         Err(e) => {
             // The spare coroutine may hold part of the arguments now: let it go.
-            if let Some((r, _)) = spare {
+            if let Some(r) = spare {
                 s.release_ref(r);
             }
             return Err(e);
         }
     };
     let cell = new_cell(&s, r, co.0 as *mut lua_State);
-    let driver =
-        Driver { cell: cell.clone(), sched: s.clone(), wait: None, started: false, findable: None, reuse: true };
-    Ok((TaskRef(cell, s), Inline(driver)))
-}
-
-/// Like [`run_raw`], for a function and arguments that `setup` pushes straight onto the
-/// coroutine's stack with calls that cannot raise (values read from the registry, integers; at
-/// most 4). With a spare coroutine (the usual case on a busy server) this makes no protected
-/// call at all; a new one is made under one.
-///
-/// # Safety
-/// `setup` only pushes, with calls that neither allocate nor raise, at most 4 values.
-pub unsafe fn run_prepared(lua: &Lua, setup: impl FnOnce(*mut lua_State)) -> LuaResult<(TaskRef, Inline)> {
-    let s = sched(lua);
-    let spare = s.spare_threads.borrow_mut().pop();
-    let (r, co) = match spare {
-        // SAFETY: a spare coroutine is alive (its reference holds it), finished with an empty
-        // stack, which has room for a few values (checked without growing: it cannot raise).
-        Some((r, co)) => unsafe {
-            if ffi::lua_checkstack(co, 4) == 0 {
-                s.release_ref(r);
-                return Err(LuaError::runtime("net: no room on a coroutine's stack"));
-            }
-            setup(co);
-            (r, co)
-        },
-        // SAFETY: under exec_raw's protected call: a new thread, referenced, then set up.
-        None => unsafe {
-            let (r, co): (c_int, LuaLightUserData) = lua.exec_raw((), |state| {
-                let co = ffi::lua_newthread(state);
-                let r = ffi::luaL_ref(state, ffi::LUA_REGISTRYINDEX);
-                setup(co);
-                ffi::lua_pushinteger(state, r as ffi::lua_Integer);
-                ffi::lua_pushlightuserdata(state, co as *mut c_void);
-            })?;
-            (r, co.0 as *mut lua_State)
-        },
-    };
-    let cell = new_cell(&s, r, co);
     let driver =
         Driver { cell: cell.clone(), sched: s.clone(), wait: None, started: false, findable: None, reuse: true };
     Ok((TaskRef(cell, s), Inline(driver)))
@@ -591,7 +555,7 @@ impl Driver {
                 ffi::lua_settop(co, 0);
                 let mut spares = self.sched.spare_threads.borrow_mut();
                 if spare && spares.len() < MAX_SPARE_THREADS {
-                    spares.push((r, co));
+                    spares.push(r);
                 } else {
                     drop(spares);
                     ffi::luaL_unref(co, ffi::LUA_REGISTRYINDEX, r);
