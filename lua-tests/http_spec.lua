@@ -336,6 +336,27 @@ describe("net.serve", function()
     end)
   end)
 
+  it("survives a handler's coroutine resumed from outside, after its request and during another", function()
+    local saved, hold = {}, nil
+    local _, base = serve(function(req)
+      saved[#saved + 1] = coroutine.running()
+      if req.query.wait then hold = coroutine.running(); net.sleep(0.2) end
+      return "ok " .. #saved
+    end)
+    helper.bounded(10, function()
+      assert.equal("ok 1", net.request(base).body)
+      -- Finished: resuming it is refused, whatever coroutine now runs there.
+      local ok = coroutine.resume(saved[1])
+      assert.is_false(ok)
+      local waiting = net.spawn(function() return net.request(base .. "/?wait=1").body end)
+      net.sleep(0.05)
+      -- Suspended in net.sleep: a foreign resume fails that request (500), not the server.
+      pcall(coroutine.resume, hold)
+      assert.equal("Internal Server Error\n", waiting:join())
+      for i = 1, 5 do assert.matches("^ok %d+$", net.request(base).body) end
+    end)
+  end)
+
   it("takes Lune's address form and stays reachable on it", function()
     local h = s.track(net.serve(0, { address = "http://127.0.0.1", handleRequest = function() return "a" end }))
     assert.equal("a", net.request("http://127.0.0.1:" .. h.port).body)
