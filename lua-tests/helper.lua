@@ -10,6 +10,7 @@
 --   helper.python_ws_echo()         a Python `websockets` echo server -> peer, port
 --   helper.python_ws_dropper()      a server that upgrades, then hangs up without a close frame
 --   helper.lua_bin()                path of the running interpreter
+--   helper.have(cmd)                whether a command is on PATH (a peer that may be missing)
 --   helper.sleep(seconds)           net.sleep when available (keeps tasks and servers running)
 --   helper.pki()                    the test PKI (lua-tests/fixtures/make-certs.sh: a CA, a server
 --                                   certificate for localhost and 127.0.0.1 ...), made once per run
@@ -278,6 +279,11 @@ end
 helper._sentinel = on_collect(function()
   for p in pairs(live) do os.execute('kill -TERM ' .. p.pid .. ' 2>/dev/null') end
 end)
+
+function helper.have(cmd)
+  local r = os.execute("command -v " .. cmd .. " >/dev/null 2>&1")
+  return r == true or r == 0
+end
 
 local pki_dir
 function helper.pki()

@@ -8,10 +8,7 @@ local helper = require("helper")
 local net = helper.net
 local read_file = helper.read_file
 
-local function have(cmd)
-  local r = os.execute("command -v " .. cmd .. " >/dev/null 2>&1")
-  return r == true or r == 0
-end
+local have = helper.have
 local HAVE_PY = have("python3")
 local HAVE_BROTLI = HAVE_PY and os.execute("python3 -c 'import brotli' 2>/dev/null")
 HAVE_BROTLI = HAVE_BROTLI == true or HAVE_BROTLI == 0

@@ -8,10 +8,7 @@ local helper = require("helper")
 local net = helper.net
 local read_file = helper.read_file
 
-local function have(cmd)
-  local r = os.execute("command -v " .. cmd .. " >/dev/null 2>&1")
-  return r == true or r == 0
-end
+local have = helper.have
 local HAVE = { curl = have("curl"), nghttp = have("nghttp"), python = have("python3") }
 
 local pem = helper.pki() -- the test PKI (lua-tests/fixtures/make-certs.sh)

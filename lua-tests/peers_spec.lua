@@ -6,10 +6,7 @@ local net = helper.net
 
 local T = 5000
 
-local function have(cmd)
-  local r = os.execute("command -v " .. cmd .. " >/dev/null 2>&1")
-  return r == true or r == 0
-end
+local have = helper.have
 local HAVE_PY, HAVE_CURL = have("python3"), have("curl")
 
 local scope = helper.scope(T)
