@@ -1,28 +1,42 @@
--- UDP service discovery (seed 000), on loopback: two responders answer "DISCOVER"; the client
--- asks each port and collects answers until a receive times out.
+-- Seed 000's "UDP Service Discovery": broadcast a DISCOVER datagram and collect the answers until
+-- a receive times out.
+--
+--   lua5.4 examples/udp_discovery.lua
+--
+-- The seed broadcasts to 255.255.255.255:5000 (the whole LAN). Here the broadcast goes to
+-- 127.255.255.255, the loopback network's broadcast address, where two responder tasks of this
+-- script listen on one port (shared with `reuseaddr`) and each answer with its name. The receive
+-- timeout is 300 ms (the seed waits 3000).
 local net = require("net")
 
-local responders = {}
-for i = 1, 2 do
-  local s = net.udp.bind("127.0.0.1", 0)
-  responders[i] = s
-  net.spawn(function()
-    local data, host, port = s:recv()
-    if data == "DISCOVER" then s:send("service-" .. i .. " at " .. s:local_addr(), host, port) end
-  end)
+-- The local services: both bound to the loopback broadcast address and the same port.
+local first = net.udp.bind("127.255.255.255", 0, { reuseaddr = true })
+local DISCOVERY_PORT = first.port
+local listeners = { first, net.udp.bind("127.255.255.255", DISCOVERY_PORT, { reuseaddr = true }) }
+for i, s in ipairs(listeners) do
+    net.spawn(function()
+        local data, host, port = s:recv()
+        if data == "DISCOVER" then
+            s:send("service-" .. i .. " here", host, port)
+        end
+        s:close()
+    end)
 end
 
-local socket = net.udp.bind("127.0.0.1", 0)
+local socket = net.udp.bind(0)
+socket:set_broadcast(true)
 socket:set_timeout(300)
-for _, r in ipairs(responders) do socket:send("DISCOVER", "127.0.0.1", r.port) end
 
+-- Broadcast discovery request
+socket:send("DISCOVER", "127.255.255.255", DISCOVERY_PORT)
+
+-- Collect responses
 local found = 0
 while true do
-  local ok, data, host, port = pcall(socket.recv, socket)
-  if not ok then break end -- "timeout: recv on ... timed out after 300 ms": nobody else answers
-  found = found + 1
-  print(("found %s (from %s:%d)"):format(data, host, port))
+    local ok, data, host, port = pcall(socket.recv, socket)
+    if not ok then break end  -- timeout
+    print("Found service:", host .. ":" .. port, data)
+    found = found + 1
 end
 print(("%d services found"):format(found))
-for _, r in ipairs(responders) do r:close() end
 socket:close()
