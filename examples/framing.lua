@@ -1,10 +1,15 @@
--- Length-prefixed JSON messages over TCP (seed 002's custom protocol): each packet is a
--- big-endian u32 length followed by that many bytes of JSON.
+-- Seed 002's "Protocol Implementation" (a custom protocol over TCP), in Lua: each packet is a
+-- big-endian u32 length followed by that many bytes of JSON. The seed's send_packet and
+-- receive_packet, then a server task that answers "add" packets with their sum, and a client.
+--
+--   lua5.4 examples/framing.lua
+--
+-- The peer is the server task of this script, on a free port of 127.0.0.1.
 local net = require("net")
 local json = net.json
 
 local function send_packet(conn, kind, data)
-  local body = json.encode({ version = 1, type = kind, timestamp = math.floor(net.now() * 1000), data = data })
+  local body = json.encode({ version = 1, type = kind, timestamp = os.time() * 1000, data = data }) -- ms, whole seconds
   conn:write_u32(#body)
   conn:write(body)
 end
@@ -12,7 +17,7 @@ end
 local function receive_packet(conn)
   local length = conn:read_u32()
   if not length then return nil end -- the peer closed cleanly between packets
-  return json.decode(conn:read_exact(length))
+  return json.decode(conn:read_exact(length)) -- the seed's read(length) may return fewer bytes
 end
 
 local server = net.tcp.listen("127.0.0.1", 0)
