@@ -30,7 +30,7 @@ end
 
 local lua = arg[-1] or "lua5.4"
 local selftest = arg[1] == "--selftest"
-local count = tonumber(not selftest and arg[1] or nil) or (selftest and 2) or tonumber(io.popen("nproc"):read("l")) or 2
+local count = tonumber(not selftest and arg[1] or nil) or (selftest and 2) or tonumber(io.popen("nproc"):read("*l")) or 2
 local port = tonumber(not selftest and arg[2] or nil)
 if not port then
   if selftest then
@@ -48,7 +48,7 @@ local workers = {}
 for i = 1, count do
   local p = io.popen(("exec %s %s --worker %d %d"):format(lua, arg[0], i, port), "r")
   workers[i] = p
-  assert(p:read("l") == "ready", "worker " .. i .. " did not start")
+  assert(p:read("*l") == "ready", "worker " .. i .. " did not start")
 end
 print(("serving http://127.0.0.1:%d/ with %d worker processes"):format(port, count))
 
