@@ -15,7 +15,7 @@
 --   ws:on("close", function(code) end)
 --   ws:on("error", function(err) print(err) end)
 --   net.run()
-local net = ...
+local net, arm = ...
 local encode = net.json.encode
 
 -- A table goes out as JSON (seed 002 broadcasts tables), anything else as a string.
@@ -122,6 +122,7 @@ function Server:start()
       end)
     end
   end)
+  arm()
   return self
 end
 
@@ -169,5 +170,6 @@ function net.ws.client(url, opts)
     fire(self, "open", report)
     pump(self, report)
   end)
+  arm()
   return self
 end

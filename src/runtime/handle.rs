@@ -256,6 +256,7 @@ fn run(lua: &Lua) -> NResult<usize> {
             "net.run: the loop is already running (net.run cannot be nested or called from a task)",
         ));
     }
+    super::run_at_exit::disarm(lua);
     s.stop_requested.set(false);
     s.failed.set(0);
     let s2 = s.clone();
@@ -309,6 +310,7 @@ pub fn register(lua: &Lua, net: &LuaTable) -> LuaResult<()> {
     mt.raw_set("__index", methods)?;
     net.set("spawn", spawn)?;
     net.set("run", func(lua, "net.run", |lua, _| run(lua))?)?;
+    super::run_at_exit::register(lua, net)?;
     net.set(
         "stop",
         func(lua, "net.stop", |lua, _| {

@@ -13,6 +13,7 @@ pub mod channel;
 mod executor;
 mod handle;
 pub(crate) mod raw;
+pub mod run_at_exit;
 pub mod signal;
 pub mod task;
 pub use handle::register as register_tasks;

@@ -182,7 +182,7 @@ fn handler_address() -> usize {
 }
 
 /// The main thread of `lua`'s state, where lua.c's handler sets its hook.
-fn main_state(lua: &Lua) -> *mut lua_State {
+pub(crate) fn main_state(lua: &Lua) -> *mut lua_State {
     #[cfg(any(feature = "lua54", feature = "lua53", feature = "lua52"))]
     {
         // SAFETY: the closure pushes exactly one value (the registry's main thread entry), which

@@ -285,5 +285,8 @@ pub fn register(lua: &Lua, net: &LuaTable) -> LuaResult<()> {
             })
         })?,
     )?;
+    // net.TCPSocket / net.TCPServer: the callback facade, thin Lua over the above.
+    let arm = crate::runtime::run_at_exit::arm_function(lua)?;
+    lua.load(include_str!("../lua/tcp_callbacks.lua")).set_name("=net.tcp.callbacks").call::<()>((net.clone(), arm))?;
     Ok(())
 }

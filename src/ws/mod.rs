@@ -216,6 +216,7 @@ pub fn register(lua: &Lua, net: &LuaTable) -> LuaResult<()> {
     )?;
     net.set("ws", ws)?;
     // Seed 002's event style (`net.ws.server`, `net.ws.client`): thin Lua over the above.
-    lua.load(include_str!("../lua/ws_events.lua")).set_name("=net.ws.events").call::<()>(net.clone())?;
+    let arm = crate::runtime::run_at_exit::arm_function(lua)?;
+    lua.load(include_str!("../lua/ws_events.lua")).set_name("=net.ws.events").call::<()>((net.clone(), arm))?;
     Ok(())
 }
