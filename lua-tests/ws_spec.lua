@@ -38,6 +38,30 @@ describe("net.ws with net on both ends", function()
     assert.same({ type = "pong", data = "heartbeat" }, ws:recv())
   end)
 
+  it("sends ping and pong frames with send(data, type), so an echo loop can echo every message", function()
+    -- seed 000's echo server: `conn:send(msg.data, msg.type)` for whatever recv returns
+    local listener = s.track(net.ws.listen("127.0.0.1", 0))
+    s.go(function()
+      local conn = listener:accept()
+      while true do
+        local msg = conn:recv()
+        if msg == nil or msg.type == "close" then break end
+        conn:send(msg.data, msg.type)
+      end
+    end)
+    local ws = client(listener.port)
+    ws:send("pong", "pong") -- unsolicited: the server reads it and sends it back
+    assert.same({ type = "pong", data = "pong" }, ws:recv())
+    ws:send("hb", "ping") -- answered by the server's core; its recv sees the ping and echoes it
+    assert.same({ type = "pong", data = "hb" }, ws:recv())
+    assert.same({ type = "ping", data = "hb" }, ws:recv()) -- (our core answers it)
+    ws:send("still text")
+    assert.same({ type = "pong", data = "hb" }, ws:recv()) -- the server read our answer, echoed it
+    assert.same({ type = "text", data = "still text" }, ws:recv())
+    helper.bad_argument(2, "send", "at most 125 bytes", ws.send, ws, ("x"):rep(126), "ping")
+    helper.bad_argument(3, "send", '"ping", "pong" or a boolean expected', ws.send, ws, "x", "close")
+  end)
+
   it("negotiates a subprotocol", function()
     local server = echo_server({ protocols = { "chat", "json" } })
     local ws = client(server.port, { protocols = { "x", "json" } })

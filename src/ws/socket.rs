@@ -359,6 +359,8 @@ fn message_data(lua: &Lua, m: Message) -> LuaResult<LuaValue> {
 }
 
 /// The frame a `send(data[, kind])` or `ping`/`pong([payload])` call asks for.
+/// `send(data, "ping" | "pong")` is `ping(data)` / `pong(data)`: an echo loop can send back each
+/// message `recv` gives with its own `type` (seed 000's example does).
 fn outgoing(a: &Args, op: &'static str) -> NResult<(OpCode, Vec<u8>)> {
     match op {
         "send" => {
@@ -368,7 +370,9 @@ fn outgoing(a: &Args, op: &'static str) -> NResult<(OpCode, Vec<u8>)> {
                 LuaValue::Boolean(b) => b,
                 LuaValue::String(s) if s.as_bytes() == b"text" => false,
                 LuaValue::String(s) if s.as_bytes() == b"binary" => true,
-                _ => return Err(a.bad(3, "\"text\", \"binary\" or a boolean expected")),
+                LuaValue::String(s) if s.as_bytes() == b"ping" => return control(a, Control::Ping, data),
+                LuaValue::String(s) if s.as_bytes() == b"pong" => return control(a, Control::Pong, data),
+                _ => return Err(a.bad(3, "\"text\", \"binary\", \"ping\", \"pong\" or a boolean expected")),
             };
             if !binary && std::str::from_utf8(&data).is_err() {
                 return Err(a.bad(2, "text is not valid UTF-8 (send it as \"binary\")"));
@@ -376,15 +380,18 @@ fn outgoing(a: &Args, op: &'static str) -> NResult<(OpCode, Vec<u8>)> {
             Ok((OpCode::Data(if binary { Data::Binary } else { Data::Text }), data))
         }
         _ => {
-            // ping / pong: at most 125 bytes (RFC 6455 §5.5)
             let p = if a.is_nil(2) { Vec::new() } else { a.bytes(2)? };
-            if p.len() > 125 {
-                return Err(a.bad(2, format!("control frame payload is at most 125 bytes, got {}", p.len())));
-            }
-            let c = if op == "ping" { Control::Ping } else { Control::Pong };
-            Ok((OpCode::Control(c), p))
+            control(a, if op == "ping" { Control::Ping } else { Control::Pong }, p)
         }
     }
+}
+
+/// A ping or pong frame: at most 125 bytes of payload (RFC 6455 §5.5).
+fn control(a: &Args, c: Control, payload: Vec<u8>) -> NResult<(OpCode, Vec<u8>)> {
+    if payload.len() > 125 {
+        return Err(a.bad(2, format!("control frame payload is at most 125 bytes, got {}", payload.len())));
+    }
+    Ok((OpCode::Control(c), payload))
 }
 
 fn try_send(lua: &Lua, a: Args, op: &'static str) -> LuaResult<LuaMultiValue> {
