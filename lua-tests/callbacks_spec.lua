@@ -270,6 +270,19 @@ print("closed by lua", flush=True)
   end)
 end)
 
+describe("facade calls from tasks", function()
+  it("leave the end-of-script run unarmed (the loop is already running)", function()
+    helper.bounded(5, function()
+      local server = net.TCPServer()
+      server:listen("127.0.0.1", 0, {})
+      net.TCPSocket():connect("127.0.0.1", 1, { error = function() end })
+      helper.wait_until(3, function() return server.port ~= nil end)
+      server:stop()
+    end)
+    assert.is_nil(debug.gethook())
+  end)
+end)
+
 -- Scripts as users write them: only the prelude, no net.run(); the loop runs when the script ends.
 local PRELUDE = 'local net = require("net"); setTimeout = net.setTimeout; json = net.json\n'
 

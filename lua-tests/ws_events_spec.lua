@@ -52,11 +52,15 @@ describe("net.ws.server / net.ws.client", function()
   end)
 
   it("serves a Python websockets client", function()
-    local server = net.ws.server("127.0.0.1:0")
-    server:on_connection(function(socket)
-      socket:on("message", function(data) socket:send("echo: " .. data) end)
+    -- Started from a task: on the main thread start() would arm the end-of-script run for the
+    -- test runner itself (docs/api.md, "When the script ends").
+    local server = helper.bounded(5, function()
+      local server = net.ws.server("127.0.0.1:0")
+      server:on_connection(function(socket)
+        socket:on("message", function(data) socket:send("echo: " .. data) end)
+      end)
+      return server:start()
     end)
-    server:start()
     local p = helper.python([[
 import asyncio, sys, websockets
 async def main():
@@ -77,8 +81,11 @@ asyncio.run(main())
     assert.matches("bad argument #1 to 'net.ws.server'", helper.err_of(net.ws.server, "nohostport"))
     local s = net.ws.server("127.0.0.1:0")
     assert.matches("bad argument #1 to 'on_connection'", helper.err_of(s.on_connection, s, 5))
-    local c = net.ws.client("ws://127.0.0.1:1/")
-    assert.matches("event expected", helper.err_of(c.on, c, "nope", function() end))
-    c:on("error", function() end)
+    helper.bounded(5, function()
+      local c = net.ws.client("ws://127.0.0.1:1/")
+      assert.matches("event expected", helper.err_of(c.on, c, "nope", function() end))
+      c:on("error", function() end)
+    end)
+    assert.is_nil(debug.gethook()) -- nothing above armed the end-of-script run
   end)
 end)
