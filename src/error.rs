@@ -28,6 +28,10 @@ pub enum Kind {
     Cancelled,
     /// A blocking call on the main thread was stopped by Ctrl-C (SIGINT; see runtime/signal.rs).
     Interrupted,
+    /// The process lacks a privilege the call needs (packet capture without CAP_NET_RAW).
+    Permission,
+    /// The call cannot work on this system (packet capture off Linux).
+    Unsupported,
     /// A wrong argument: a programming error, reported like Lua's `luaL_argerror`.
     Arg,
 }
@@ -48,6 +52,8 @@ impl Kind {
             Kind::Io => "io",
             Kind::Cancelled => "cancelled",
             Kind::Interrupted => "interrupted",
+            Kind::Permission => "permission",
+            Kind::Unsupported => "unsupported",
             Kind::Arg => "",
         }
     }

@@ -3,10 +3,12 @@
 //! `luaopen_net` assembles the module table from one area per file (README, "Layout"): the loop in
 //! `runtime/`, sockets in `tcp/` over the transport and acceptor of `io/`, `udp.rs`, `unix.rs`,
 //! names in `dns.rs`, utilities in `json.rs` and `url.rs`, WebSocket in `ws/` with its Wippy
-//! facade in `lua/websocket.lua`. `export.rs` is the glue that turns Rust functions into Lua
-//! functions, `options.rs` reads option tables. `luaopen_net_websocket` is the second
-//! entry point of the same library, for `require("net.websocket")`.
+//! facade in `lua/websocket.lua`, packet capture in `capture/`. `export.rs` is the glue that
+//! turns Rust functions into Lua functions, `options.rs` reads option tables.
+//! `luaopen_net_websocket` is the second entry point of the same library, for
+//! `require("net.websocket")`.
 
+pub mod capture;
 pub mod dns;
 pub mod error;
 pub mod export;
@@ -63,6 +65,7 @@ fn net(lua: &Lua) -> LuaResult<LuaTable> {
     url::register(lua, &net)?;
     ws::register(lua, &net)?;
     http::register(lua, &net)?;
+    capture::register(lua, &net)?;
     net.set("websocket", websocket_facade(lua, &net)?)?;
     Ok(net)
 }
