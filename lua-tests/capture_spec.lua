@@ -185,6 +185,23 @@ describe("capture:next", function()
     assert.same({ "one", "two" }, got)
   end)
 
+  it("decodes IPv6: a UDP datagram over ::1", function()
+    local ok, rx = pcall(net.udp.bind, "::1", 0)
+    if not ok then return pending("no IPv6 loopback here: " .. tostring(rx)) end
+    scope.track(rx)
+    local tx = scope.bind("::1", 0)
+    local cap = open("lo", { filter = "ip6 and udp dst port " .. rx.port })
+    tx:send("over six", "::1", rx.port)
+    local p = cap:next(2)
+    assert.equal("UDP", p.protocol)
+    assert.equal(6, p.ip_version)
+    assert.equal("::1", p.src)
+    assert.equal("::1", p.dst)
+    assert.equal(tx.port, p.src_port)
+    assert.equal("over six", p.payload)
+    assert.equal(14 + 40 + 8 + 8, p.size)
+  end)
+
   it("captures on every interface with iface nil (or \"any\"), each loopback packet once", function()
     local rx, tx = scope.bind("127.0.0.1", 0), scope.bind("127.0.0.1", 0)
     for _, iface in ipairs({ false, "any" }) do

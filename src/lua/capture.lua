@@ -40,7 +40,8 @@ end
 function methods.start(self)
   local s = st(self, "start")
   self:stats() -- raises closed: on a closed capture
-  if s.task then return self end
+  -- Already running? (A task that died of an error from next() is replaced.)
+  if s.task and s.task:status() == "running" then return self end
   if not s.fn then error("io: capture:start() needs a callback: call capture:on_packet(fn) first", 2) end
   local task
   task = net.spawn(function()
