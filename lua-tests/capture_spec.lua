@@ -368,11 +368,26 @@ describe("on_packet / start / stop", function()
       net.sleep(0.01)
       got[#got + 1] = p.payload
       if #got == 2 then cap:stop() end
-    end):start()
+    end)
+    helper.bounded(2, cap.start, cap) -- from a task: nothing to run at the script's end
     tx:send("a", "127.0.0.1", rx.port)
     tx:send("b", "127.0.0.1", rx.port)
     assert.is_true(helper.wait_until(3, function() return #got == 2 end))
     assert.same({ "a", "b" }, got)
+    assert.is_nil(debug.gethook()) -- nothing in this file left the end-of-script run armed
+  end)
+
+  it("a script that starts a capture and ends has the loop run at its end, until stop()", function()
+    local rc, out, err = helper.child([[
+      local rx, tx = net.udp.bind("127.0.0.1", 0), net.udp.bind("127.0.0.1", 0)
+      local cap = net.capture.open("lo", { filter = "udp dst port " .. rx.port })
+      cap:on_packet(function(p) print("got " .. p.payload); cap:stop() end)
+      net.setTimeout(function() tx:send("late", "127.0.0.1", rx.port) end, 50)
+      cap:start()
+      print("script ends")
+    ]], 10)
+    assert.equal(0, rc, err)
+    assert.equal("script ends\ngot late", out)
   end)
 end)
 

@@ -374,6 +374,7 @@ mod linux {
             methods.clone(),
             raw_close,
             state,
+            crate::runtime::run_at_exit::arm_function(lua)?,
         ))?;
         let getters = lua.create_table()?;
         getters

@@ -4,12 +4,13 @@
 --   local cap = net.capture.open("lo", { filter = "tcp" })
 --   cap:on_packet(function(p) print(p.src, p.src_port, "->", p.dst, p.dst_port) end)
 --   cap:start()                -- a task reads packets and calls the function for each
---   net.run()                  -- runs until cap:stop() (or cap:close())
+--   net.run()                  -- runs until cap:stop() (or cap:close()); a script that ends
+--                              -- without it has the loop run at its end (`arm`)
 --
 -- The callback runs inside the capture's task, so it may wait (net.sleep, a request); packets
 -- wait in the kernel's buffer meanwhile (dropped past it, counted by stats()). One that raises
 -- is reported on stderr and the capture goes on.
-local net, methods, raw_close, state = ...
+local net, methods, raw_close, state, arm = ...
 local type, tostring, pcall, error = type, tostring, pcall, error
 
 -- The capture's own state table (callback, task), or a bad-argument error.
@@ -54,6 +55,9 @@ function methods.start(self)
     if s.task == task then s.task = nil end
   end)
   s.task = task
+  -- As the seed's `monitor.start()` ends its script: from the main thread, run the loop when the
+  -- script ends (docs/api.md, "When the script ends").
+  arm()
   return self
 end
 
