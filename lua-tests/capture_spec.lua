@@ -161,6 +161,9 @@ describe("capture:next", function()
     bad_argument(1, "on_packet", "capture expected, got string", cap.on_packet, "x", print)
     bad_argument(2, "on_packet", "function expected, got no value", cap.on_packet, cap)
     raises("^io: capture:start%(%) needs a callback", cap.start, cap)
+    -- called from Lua code too: the message starts with its kind word, no position before it
+    raises("^io: capture:start%(%) needs a callback", function() cap:start() end)
+    raises("^bad argument #2 to 'on_packet'", function() cap:on_packet(5) end)
   end)
 
   it("waits inside a task while others run, and returns nil when the capture is closed under it", function()

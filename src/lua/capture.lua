@@ -18,7 +18,7 @@ local function st(self, fname)
   local s = state(self)
   if not s then
     local got = self == nil and "no value" or type(self)
-    error("bad argument #1 to '" .. fname .. "' (capture expected, got " .. got .. ")", 3)
+    error("bad argument #1 to '" .. fname .. "' (capture expected, got " .. got .. ")", 0)
   end
   return s
 end
@@ -30,7 +30,7 @@ end
 function methods.on_packet(self, fn)
   local s = st(self, "on_packet")
   if type(fn) ~= "function" then
-    error("bad argument #2 to 'on_packet' (function expected, got " .. (fn == nil and "no value" or type(fn)) .. ")", 2)
+    error("bad argument #2 to 'on_packet' (function expected, got " .. (fn == nil and "no value" or type(fn)) .. ")", 0)
   end
   s.fn = fn
   return self
@@ -43,7 +43,7 @@ function methods.start(self)
   self:stats() -- raises closed: on a closed capture
   -- Already running? (A task that died of an error from next() is replaced.)
   if s.task and s.task:status() == "running" then return self end
-  if not s.fn then error("io: capture:start() needs a callback: call capture:on_packet(fn) first", 2) end
+  if not s.fn then error("io: capture:start() needs a callback: call capture:on_packet(fn) first", 0) end
   local task
   task = net.spawn(function()
     while s.task == task do
