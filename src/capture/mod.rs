@@ -38,7 +38,6 @@ mod linux {
     use std::os::fd::{AsRawFd, OwnedFd};
     use std::rc::Rc;
     use std::task::{Context, Poll, Waker};
-    use std::time::Duration;
 
     use mlua::prelude::*;
     use tokio::io::unix::AsyncFd;
@@ -219,25 +218,9 @@ mod linux {
         Ok(c)
     }
 
-    /// `next`'s timeout: seconds (like `net.sleep`), or a duration string; nil waits for ever.
-    fn seconds(args: &Args, i: usize) -> NResult<Option<Duration>> {
-        match args.get(i) {
-            LuaValue::Nil => Ok(None),
-            LuaValue::Integer(_) | LuaValue::Number(_) => {
-                let s = args.number(i)?;
-                if s < 0.0 {
-                    return Err(args.bad(i, "timeout must not be negative"));
-                }
-                Ok(Some(Duration::from_secs_f64(s.min(1e12))))
-            }
-            LuaValue::String(_) => args.timeout(i),
-            _ => Err(args.expected(i, "seconds or a duration string")),
-        }
-    }
-
     /// The synchronous try of `next`: a packet already queued, or PENDING.
     fn try_next(lua: &Lua, args: Args) -> LuaResult<LuaMultiValue> {
-        let r = open_one(&args, "next").and_then(|c| seconds(&args, 2).map(|_| c));
+        let r = open_one(&args, "next").and_then(|c| args.timeout(2).map(|_| c));
         let c = match r {
             Ok(c) => c,
             Err(e) => return export::to_lua::<()>(lua, Err(e)),
@@ -262,7 +245,7 @@ mod linux {
 
     fn wait_next(lua: &Lua, args: Args) -> NResult<impl std::future::Future<Output = NResult<Option<LuaTable>>>> {
         let c = open_one(&args, "next")?;
-        let timeout = seconds(&args, 2)?;
+        let timeout = args.timeout(2)?;
         let lua = lua.clone();
         Ok(async move {
             let _others = WakeOthers(c.clone());
