@@ -539,9 +539,11 @@ function net.ws.client(url, opts) end
 ---@field request {method: string, path: string, query: net.Query, headers: table<string, string>}? accepted connections: the upgrade request as a `net.serve` request
 local WebSocket = {}
 
----Sends a message: `kind` `"text"` (default; must be UTF-8), `"binary"`, or `true` for binary. (waits)
+---Sends a message: `kind` `"text"` (default; must be UTF-8), `"binary"`, or `true` for binary
+---(Lune); `"ping"` / `"pong"` send those control frames, so a message `recv` returned can be
+---echoed with its own `type`. (waits)
 ---@param data string
----@param kind "text"|"binary"|boolean?
+---@param kind "text"|"binary"|"ping"|"pong"|boolean?
 function WebSocket:send(data, kind) end
 
 ---The next frame, or `nil` once the connection is over. (waits)
