@@ -757,32 +757,23 @@ net.http = {}
 ---a file streamed with its length.
 ---@alias net.http.Body string|fun(): string?|{file: string}
 
----@class net.RequestOptions
----@field url string `http://` or `https://`
----@field method? string default `"GET"`
----@field headers? table<string, string|number|string[]>
----@field body? net.http.Body
+---`net.request`'s options but `url`, `method` and `body` (which the helpers fill in).
+---@class net.http.Options
+---@field headers? table<string, string|number|string[]> a list value repeats the header
 ---@field query? table<string, string|number|string[]> form-encoded, appended to the URL's query
 ---@field timeout? net.Duration|false the whole request (default 30 s); `false`: none
 ---@field connect_timeout? net.Duration each connection attempt (default 10 s)
----@field tls? net.TlsOptions
+---@field tls? net.TlsOptions for `https`
 ---@field decompress? boolean gzip/deflate/br (default `true`)
 ---@field options? {decompress?: boolean} Lune's spelling of `decompress`
 ---@field redirects? integer|false how many redirects to follow (default 10)
 ---@field proxy? string|false `"http://[user:pass@]host:port"`, or `false` for none
 ---@field stream? boolean return at the head; read the body with `res:read()` / `res:lines()`
 
----`net.request` options without `url` (and `method`, `body`, which the helper fills in).
----@class net.http.Options
----@field headers? table<string, string|number|string[]>
----@field query? table<string, string|number|string[]>
----@field timeout? net.Duration|false
----@field connect_timeout? net.Duration
----@field tls? net.TlsOptions
----@field decompress? boolean
----@field redirects? integer|false
----@field proxy? string|false
----@field stream? boolean
+---@class net.RequestOptions: net.http.Options
+---@field url string `http://` or `https://`
+---@field method? string default `"GET"`
+---@field body? net.http.Body
 
 ---@class net.http.DownloadOptions: net.http.Options
 ---@field on_progress? fun(done: integer, total: integer?) called after each piece
