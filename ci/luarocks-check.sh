@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prove that `luarocks make rockspec/net-0.1.0-1.rockspec` (Debian's luarocks 3.8, no luarocks.org)
-# installs a loadable net.so, for Lua 5.4 and for LuaJIT.
+# installs a loadable net.so (and the editor annotations, types/), for Lua 5.4 and for LuaJIT.
 #
 #   ci/luarocks-check.sh            # both
 #   ci/luarocks-check.sh luajit     # one of: lua54 luajit
@@ -64,6 +64,12 @@ check() { # check FLAVOUR
 
   local so="$tree/lib/lua/$ver/net.so"
   [ -f "$so" ] || die "luarocks reported success but $so is missing"
+  # the editor annotations (copy_directories): where README's "Editor support" says they are
+  local rockdir
+  rockdir=$(luarocks "${lrargs[@]}" --tree="$tree" show --rock-dir net) || die "luarocks show --rock-dir net failed"
+  [ -f "$rockdir/types/net.lua" ] && [ -f "$rockdir/types/net/websocket.lua" ] ||
+    die "the annotations are not installed in $rockdir/types"
+  echo "  ok: annotations installed in ${rockdir#"$ROOT"/}/types"
   local probe='local net = require("net")
     assert(type(net.version) == "string", "net.version is not a string")
     local where = package.searchpath("net", package.cpath)

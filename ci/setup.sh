@@ -5,7 +5,8 @@
 #   ci/setup.sh
 #
 # Env: NET_SETUP_NO_DEMO=1 (skip examples/tour.lua), NET_SETUP_NO_BUILD=1 (packages only),
-#      NET_DEMO_TIMEOUT (seconds per demo run, default 120).
+#      NET_DEMO_TIMEOUT (seconds per demo run, default 120), NET_SETUP_NO_EMMYLUA=1 (skip the
+#      annotation checker, `cargo install emmylua_check`).
 # Rust itself is not installed here: get it with rustup (https://rustup.rs).
 set -euo pipefail
 
@@ -93,6 +94,20 @@ command -v cargo >/dev/null 2>&1 || die "cargo not found. Install Rust with rust
     . \"\$HOME/.cargo/env\"
   then run ci/setup.sh again."
 echo "==> $(cargo --version)"
+
+# emmylua_check: a checker of LuaLS annotations, for lua-tests/reference_spec.lua's type check of
+# types/ and examples/ (lua-language-server itself is in none of the registries this project
+# uses). Built once per machine (a few minutes); if it cannot be installed those tests are
+# pending, not failed, and the rest of setup goes on. NET_SETUP_NO_EMMYLUA=1 skips it.
+EMMYLUA_VERSION=0.25.1
+if [ "${NET_SETUP_NO_EMMYLUA:-0}" != 1 ] &&
+   ! emmylua_check --version 2>/dev/null | grep -qF "$EMMYLUA_VERSION"; then
+  echo "==> cargo install emmylua_check $EMMYLUA_VERSION (annotation checker, once per machine)"
+  emmy_target="$(mktemp -d)"
+  CARGO_TARGET_DIR="$emmy_target" cargo install -q --locked -j2 emmylua_check --version "$EMMYLUA_VERSION" ||
+    echo "ci/setup.sh: WARNING: could not install emmylua_check; its checks will be pending" >&2
+  rm -rf "$emmy_target"
+fi
 
 if [ "${NET_SETUP_NO_BUILD:-0}" = 1 ]; then
   echo "==> NET_SETUP_NO_BUILD=1: packages only"

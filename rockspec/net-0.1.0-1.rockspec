@@ -6,6 +6,7 @@
 --       LUA=/usr/bin/luajit LUA_INCDIR=/usr/include/luajit-2.1             (LuaJIT)
 -- Run it from the repository root. Needs cargo (rustup) on PATH; crates come from crates.io.
 -- Build output: target/ (or $CARGO_TARGET_DIR) and build/rock/net.so; nothing else in the tree.
+-- Also installed: types/ (LuaLS annotations), into the rock's directory.
 package = "net"
 version = "0.1.0-1"
 source = { url = "git+https://example.invalid/net.git" } -- unused by `luarocks make` (builds the cwd)
@@ -27,4 +28,7 @@ build = {
     cp "${CARGO_TARGET_DIR:-target}/release/libnet.so" build/rock/net.so
   ]],
   install = { lib = { net = "build/rock/net.so" } },
+  -- The editor annotations (README, "Editor support"): installed as the rock's types/ directory,
+  -- `$(luarocks show --rock-dir net)/types`, for LuaLS's workspace.library.
+  copy_directories = { "types" },
 }

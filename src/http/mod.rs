@@ -39,7 +39,7 @@ pub fn register(lua: &Lua, net: &LuaTable) -> LuaResult<()> {
     let helpers: LuaTable =
         lua.load(include_str!("../lua/http.lua")).set_name("=net.http").call((net.clone(), http.clone(), isatty))?;
     let methods: LuaTable = helpers.get("response")?;
-    lua.set_named_registry_value("net.http.response", &methods)?;
+    lua.set_named_registry_value("net.http.request", helpers.get::<LuaTable>("request")?)?;
     let request = async_func(lua, "net.request", move |lua, a| {
         let spec = client::prepare(lua, &a)?;
         let (lua, pool, methods) = (lua.clone(), pool.clone(), methods.clone());

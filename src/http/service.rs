@@ -130,7 +130,7 @@ pub async fn handle(
 type Answer = Rc<RefCell<Option<Result<Response<Body>, String>>>>;
 
 /// Runs the handler on a request whose body it reads itself (`stream = true`): no `body`, but
-/// the body reader as `stream` and the message methods (`req:read()`, `req:lines()`).
+/// the body reader as `stream` and the message methods (`req:read()`, `req:lines()`, `req:close()`).
 fn streamed_request(
     lua: &Lua,
     handler: &LuaFunction,
@@ -139,7 +139,7 @@ fn streamed_request(
     peer: &Peer,
 ) -> LuaResult<(task::TaskRef, task::Inline)> {
     let stream = lua.create_any_userdata(Rc::new(Stream::new(reader)))?;
-    let methods: LuaTable = lua.named_registry_value("net.http.response")?;
+    let methods: LuaTable = lua.named_registry_value("net.http.request")?;
     // SAFETY: the stack holds the handler, the reader (2) and the methods (3); the request table
     // is pushed, given both, and left as the handler's one argument.
     unsafe {

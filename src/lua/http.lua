@@ -216,4 +216,10 @@ http.download = function(url, path, opts)
   return res
 end
 
-return { response = Response }
+-- A streamed request of net.serve (`stream = true`) reads its body as a streamed response does;
+-- the other response methods (json, text, is_success) would misread a request, so it gets only
+-- these. (The router's req:json() reads a streamed body itself.)
+local Request = { read = Response.read, lines = Response.lines, close = Response.close }
+Request.__index = Request
+
+return { response = Response, request = Request }
