@@ -10,7 +10,6 @@ local net = helper.net
 -- missing from the module, it and everything under it are skipped instead of failing. The
 -- engineer who merges the code empties this list.
 local LANDING_SOON = {
-  ["net.capture"] = true,
 }
 
 -- Members that exist but are no part of the reference, each for its reason.

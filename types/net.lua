@@ -1369,9 +1369,9 @@ function Capture:start() end
 ---@return net.capture.Capture
 function Capture:stop() end
 
----The next packet; `nil` if the capture is closed while waiting. `timeout` is in seconds (or a
+---The next packet; `nil` if the capture is closed while waiting. `timeout` in milliseconds (or a
 ---duration string); when it expires it raises `timeout: ...`. (waits)
----@param timeout number|string?
+---@param timeout net.Duration?
 ---@return net.capture.Packet|nil
 function Capture:next(timeout) end
 
