@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One-time setup of a Debian (12) machine for `net`, then build both flavours and run the demo.
+# One-time setup of a Debian (12) machine for `net`, then build all five flavours and run the demo.
 # Safe to run again: apt is skipped when every package is already there.
 #
 #   ci/setup.sh
@@ -17,14 +17,16 @@ die() { echo "ci/setup.sh: ERROR: $*" >&2; exit 1; }
 trap 'rc=$?; [ $rc -eq 0 ] || echo "ci/setup.sh: FAILED (exit $rc)" >&2' EXIT
 
 # Debian packages:
-#   interpreters + dev headers (luarocks builds against them; LuaJIT's are in /usr/include/luajit-2.1),
+#   interpreters + dev headers for Lua 5.1-5.4 and LuaJIT (luarocks builds against them; LuaJIT's
+#   are in /usr/include/luajit-2.1),
 #   luarocks, busted (lua-busted ships it for 5.1..5.4, so it runs under luajit too),
 #   libssl-dev + pkg-config (openssl crate), gcc (linker for rustc), git, curl and openssl (test
 #   peers: curl, openssl s_server), python3 + pip + websockets (Python test peers), nodejs + npm
 #   (node test peers, below); HTTP peers: nghttp/nghttpd (h2 both ways), tinyproxy (a real
 #   HTTP/CONNECT proxy; the tests start their own instance on a loopback port).
 PACKAGES=(
-  lua5.4 liblua5.4-dev luajit libluajit-5.1-dev luarocks lua-busted
+  lua5.4 liblua5.4-dev luajit libluajit-5.1-dev lua5.3 liblua5.3-dev lua5.2 liblua5.2-dev
+  lua5.1 liblua5.1-0-dev luarocks lua-busted
   libssl-dev pkg-config gcc libc6-dev git ca-certificates curl openssl
   python3 python3-pip python3-websockets
   nghttp2-client nghttp2-server tinyproxy
@@ -114,7 +116,7 @@ if [ "${NET_SETUP_NO_BUILD:-0}" = 1 ]; then
   exit 0
 fi
 
-"$ROOT/ci/build.sh"
+"$ROOT/ci/build.sh" lua54 luajit lua53 lua52 lua51
 
 # Demo
 if [ "${NET_SETUP_NO_DEMO:-0}" = 1 ]; then
@@ -133,17 +135,18 @@ fi
 
 cat <<EOF
 
-ci/setup.sh: done. The module is built for both interpreters:
+ci/setup.sh: done. The module is built for all five interpreters:
   build/5.4/net.so      for lua5.4
   build/luajit/net.so   for luajit
+  build/5.3/net.so, build/5.2/net.so, build/5.1/net.so   for lua5.3, lua5.2, lua5.1
 Use it from a script with
   package.cpath = "$ROOT/build/5.4/?.so;" .. package.cpath      -- luajit: build/luajit/?.so
   local net = require("net")
 or from the shell:
   LUA_CPATH_5_4="$ROOT/build/5.4/?.so;;" lua5.4 your_script.lua
-  LUA_CPATH="$ROOT/build/luajit/?.so;;"  luajit your_script.lua
+  LUA_CPATH="$ROOT/build/luajit/?.so;;"  luajit your_script.lua      -- lua5.1 the same, with build/5.1
 or install it with luarocks (from the repository root):
-  luarocks --lua-version=5.4 make rockspec/net-0.1.0-1.rockspec
+  luarocks --lua-version=5.4 make rockspec/net-0.1.0-1.rockspec        -- or 5.3, 5.2, 5.1
   luarocks --lua-version=5.1 make rockspec/net-0.1.0-1.rockspec LUA=/usr/bin/luajit LUA_INCDIR=/usr/include/luajit-2.1
 Run the tests with: ci/test.sh
 EOF

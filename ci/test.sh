@@ -2,33 +2,37 @@
 # The project's test command.
 #
 #   ci/test.sh                      everything: cargo unit tests, a short run of every fuzz target
-#                                   (fuzz/run.sh), build both flavours, busted specs in lua-tests/
-#                                   under lua5.4 AND luajit
+#                                   (fuzz/run.sh), build all five flavours, busted specs in lua-tests/
+#                                   under lua5.4, luajit, lua5.3, lua5.2 and lua5.1
 #   ci/test.sh --lua54 tcp          only lua5.4, only spec files whose name matches the Lua pattern "tcp"
+#   ci/test.sh --lua51 --lua53 tcp  several interpreters: the flags add up
 #   ci/test.sh --luajit lua-tests/udp_spec.lua
 #   ci/test.sh -- --filter="echo"   everything after -- goes to busted as is
 #
-# Options: --lua54 / --luajit (one interpreter only), --no-cargo (skip `cargo test`; implied by
-# --lua54, --luajit or a spec/pattern, unless --cargo), --no-fuzz / --fuzz (the same for the fuzz
-# run), --no-build (use build/ as it is), -h.
+# Options: --lua54 / --luajit / --lua53 / --lua52 / --lua51 (only the interpreters named), --no-cargo
+# (skip `cargo test`; implied by an interpreter flag or a spec/pattern, unless --cargo),
+# --no-fuzz / --fuzz (the same for the fuzz run), --no-build (use build/ as it is), -h.
+# The heavy load/peer tests (helper.heavy in lua-tests/helper.lua) run on lua5.4 and luajit only;
+# NET_TEST_HEAVY=1 runs them everywhere (every spec file still runs on every interpreter).
 # Env: NET_TEST_TIMEOUT (seconds per busted run, default 600), NET_CARGO_TIMEOUT (default 1800),
-#      LUA54 / LUAJIT (interpreters, default lua5.4 / luajit), BUSTED (default: busted on PATH),
+#      LUA54 / LUAJIT / LUA53 / LUA52 / LUA51 (interpreters, default lua5.4 / luajit / lua5.3 ...),
+#      BUSTED (default: busted on PATH),
 #      NET_BUSTED_UTF=1 (coloured utfTerminal output instead of plainTerminal),
 #      NET_FUZZ_SECONDS (seconds per fuzz target, default 12), NET_FUZZ_TIMEOUT (default 1200).
-# The last line printed is always "N passed, N failed" (cargo + fuzz + both busted runs). Exit status is
+# The last line printed is always "N passed, N failed" (cargo + fuzz + every busted run). Exit status is
 # non-zero if anything failed, did not build, crashed or timed out.
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
-usage() { sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
-want_54=1 want_jit=1 cargo=auto fuzz=auto build=1 spec="" busted_extra=()
+ALL_FLAVOURS=(lua54 luajit lua53 lua52 lua51)
+wanted=() cargo=auto fuzz=auto build=1 spec="" busted_extra=()
 while [ $# -gt 0 ]; do
   case "$1" in
-    --lua54) want_54=1 want_jit=0 ;;
-    --luajit) want_54=0 want_jit=1 ;;
+    --lua54|--luajit|--lua53|--lua52|--lua51) wanted+=("${1#--}") ;;
     --no-cargo) cargo=0 ;;
     --cargo) cargo=1 ;;
     --no-fuzz) fuzz=0 ;;
@@ -42,7 +46,13 @@ while [ $# -gt 0 ]; do
   shift
 done
 full=1
-if [ -n "$spec" ] || [ $want_54 -eq 0 ] || [ $want_jit -eq 0 ]; then full=0; fi
+if [ -n "$spec" ] || [ ${#wanted[@]} -gt 0 ]; then full=0; fi
+[ ${#wanted[@]} -gt 0 ] || wanted=("${ALL_FLAVOURS[@]}")
+# in the canonical order, once each
+flavours=()
+for fl in "${ALL_FLAVOURS[@]}"; do
+  for w in "${wanted[@]}"; do [ "$w" = "$fl" ] && { flavours+=("$fl"); break; }; done
+done
 [ "$cargo" = auto ] && cargo=$full
 [ "$fuzz" = auto ] && fuzz=$full
 
@@ -50,6 +60,9 @@ TIMEOUT="${NET_TEST_TIMEOUT:-600}"
 CARGO_TIMEOUT="${NET_CARGO_TIMEOUT:-1800}"
 LUA54="${LUA54:-lua5.4}"
 LUAJIT="${LUAJIT:-luajit}"
+LUA53="${LUA53:-lua5.3}"
+LUA52="${LUA52:-lua5.2}"
+LUA51="${LUA51:-lua5.1}"
 BUSTED="${BUSTED:-$(command -v busted || echo /usr/bin/busted)}"
 LOGDIR="$ROOT/build/test-logs"
 rm -rf "$LOGDIR"
@@ -110,15 +123,20 @@ if [ "$fuzz" = 1 ]; then
 fi
 
 # ---------------------------------------------------------------- 2. build the flavours
+# flavour -> "interpreter build-dir env-suffix" (the env suffix picks LUA_PATH_5_x; "" = LUA_PATH)
+flavour_info() {
+  case "$1" in
+    lua54) echo "$LUA54 5.4 _5_4" ;; lua53) echo "$LUA53 5.3 _5_3" ;; lua52) echo "$LUA52 5.2 _5_2" ;;
+    lua51) echo "$LUA51 5.1 -" ;; luajit) echo "$LUAJIT luajit -" ;;
+  esac
+}
 declare -A build_ok=()
-for fl in lua54 luajit; do
-  if { [ $fl = lua54 ] && [ $want_54 -eq 1 ]; } || { [ $fl = luajit ] && [ $want_jit -eq 1 ]; }; then
-    if [ $build -eq 1 ]; then
-      if "$ROOT/ci/build.sh" "$fl"; then build_ok[$fl]=1; else build_ok[$fl]=0; fi
-    else
-      d=$([ $fl = lua54 ] && echo 5.4 || echo luajit)
-      if [ -f "$ROOT/build/$d/net.so" ]; then build_ok[$fl]=1; else build_ok[$fl]=0; fi
-    fi
+for fl in "${flavours[@]}"; do
+  if [ $build -eq 1 ]; then
+    if "$ROOT/ci/build.sh" "$fl"; then build_ok[$fl]=1; else build_ok[$fl]=0; fi
+  else
+    read -r _ d _ <<<"$(flavour_info "$fl")"
+    if [ -f "$ROOT/build/$d/net.so" ]; then build_ok[$fl]=1; else build_ok[$fl]=0; fi
   fi
 done
 
@@ -131,8 +149,8 @@ else
 fi
 
 run_busted() { # run_busted FLAVOUR
-  local fl=$1 lua dir name
-  if [ "$fl" = lua54 ]; then lua=$LUA54 dir=5.4; else lua=$LUAJIT dir=luajit; fi
+  local fl=$1 lua dir suffix name
+  read -r lua dir suffix <<<"$(flavour_info "$fl")"
   name=$(basename "$lua")
   if [ "${build_ok[$fl]:-0}" != 1 ]; then
     add 0 1 "$name busted: not run, the $fl build failed"
@@ -150,8 +168,10 @@ run_busted() { # run_busted FLAVOUR
   echo "==> $name $BUSTED ${busted_args[*]} ${busted_extra[*]:-}   (cpath: build/$dir, timeout ${TIMEOUT} s)"
   local lpath="$ROOT/lua-tests/?.lua;$ROOT/lua-tests/?/init.lua;;" cpath="$ROOT/build/$dir/?.so;;"
   local envs
-  if [ "$fl" = lua54 ]; then envs=(LUA_PATH_5_4="$lpath" LUA_CPATH_5_4="$cpath")
+  # 5.2+ read LUA_PATH_5_x before LUA_PATH; 5.1 and LuaJIT read only LUA_PATH
+  if [ "$suffix" != - ]; then envs=(LUA_PATH$suffix="$lpath" LUA_CPATH$suffix="$cpath")
   else envs=(LUA_PATH="$lpath" LUA_CPATH="$cpath"); fi
+  local t0=$SECONDS
   env "${envs[@]}" NET_BUSTED_COUNTS="$counts" NET_BUSTED_FAILURES="$failures" \
     timeout -k 10 "$TIMEOUT" "$lua" "$BUSTED" "${busted_args[@]}" "${busted_extra[@]}" \
     </dev/null
@@ -172,7 +192,7 @@ run_busted() { # run_busted FLAVOUR
   elif [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
     f=1; note=" - busted exited $rc"
   fi
-  add "$p" "$f" "$name busted: $p passed, $f failed, $pend pending$note"
+  add "$p" "$f" "$name busted: $p passed, $f failed, $pend pending, $((SECONDS - t0)) s$note"
   if [ -s "$failures" ] || [ -n "$note" ]; then
     local block
     block=$(cat "$failures")
@@ -180,8 +200,7 @@ run_busted() { # run_busted FLAVOUR
   fi
 }
 
-[ $want_54 -eq 1 ] && run_busted lua54
-[ $want_jit -eq 1 ] && run_busted luajit
+for fl in "${flavours[@]}"; do run_busted "$fl"; done
 
 # ---------------------------------------------------------------- 4. summary
 if [ $((total_pass + total_fail)) -eq 0 ]; then
