@@ -30,10 +30,14 @@ pub struct Glue {
     pub index: LuaFunction,
     /// `make_wrap(enter, leave) -> net.wrap`
     pub make_wrap: LuaFunction,
+    /// `make_pcall(enter, leave) -> net.pcall, net.xpcall` (the built-ins but on Lua 5.1)
+    pub make_pcall: LuaFunction,
     /// `coroutine.close` (Lua 5.4), kept from load time: runs a cancelled task's `<close>`s.
     pub close_coroutine: LuaFunction,
     /// The helpers of `src/lua/task.lua`: `methods` (the task handle's) and `sleep`.
     pub tasks: LuaTable,
+    /// `coroutine.isyieldable`, or the prelude's stand-in on Lua 5.1 and 5.2 (which lack it).
+    pub isyieldable: LuaFunction,
 }
 
 /// Loads `src/lua/prelude.lua` and `src/lua/task.lua` and keeps their helpers in app data.
@@ -43,13 +47,16 @@ pub fn install(lua: &Lua) -> LuaResult<()> {
     }
     let t: LuaTable =
         lua.load(include_str!("lua/prelude.lua")).set_name("=net.prelude").call((fail_tag(), Lua::poll_pending()))?;
-    let tasks = lua_helpers(lua, "=net.task", include_str!("lua/task.lua"))?;
+    let isyieldable: LuaFunction = t.get("isyieldable")?;
+    let tasks = lua_helpers(lua, "=net.task", include_str!("lua/task.lua"), &isyieldable)?;
     lua.set_app_data(Glue {
         wrap: t.get("wrap")?,
         index: t.get("index")?,
         make_wrap: t.get("make_wrap")?,
+        make_pcall: t.get("make_pcall")?,
         close_coroutine: t.get("close_coroutine")?,
         tasks,
+        isyieldable,
     });
     Ok(())
 }
@@ -61,13 +68,14 @@ pub fn glue(lua: &Lua) -> LuaResult<mlua::AppDataRef<'_, Glue>> {
 /// The fast-path wrappers of `src/lua/stream.lua` (`method`, `method3`, `varargs`): a
 /// synchronous try first, the async twin only when it would wait.
 pub fn fast_paths(lua: &Lua) -> LuaResult<LuaTable> {
-    lua_helpers(lua, "=net.stream", include_str!("lua/stream.lua"))
+    let isyieldable = glue(lua)?.isyieldable.clone();
+    lua_helpers(lua, "=net.stream", include_str!("lua/stream.lua"), &isyieldable)
 }
 
 /// Runs a chunk of Lua helpers that park and raise like the fast paths: it gets `FAIL`,
-/// `PENDING`, mlua's pending marker, `resumed` and the foreign-resume message, and returns a
-/// table of helpers.
-pub fn lua_helpers(lua: &Lua, name: &str, source: &str) -> LuaResult<LuaTable> {
+/// `PENDING`, mlua's pending marker, `resumed`, the foreign-resume message and `isyieldable`
+/// (`Glue::isyieldable`), and returns a table of helpers.
+pub fn lua_helpers(lua: &Lua, name: &str, source: &str, isyieldable: &LuaFunction) -> LuaResult<LuaTable> {
     // SAFETY: `resumed` reads no argument and pushes a boolean.
     let resumed = unsafe { lua.create_c_function(resumed)? };
     lua.load(source).set_name(name).call((
@@ -76,6 +84,7 @@ pub fn lua_helpers(lua: &Lua, name: &str, source: &str) -> LuaResult<LuaTable> {
         Lua::poll_pending(),
         resumed,
         runtime::foreign_resume_error().to_string(),
+        isyieldable,
     ))
 }
 

@@ -3,6 +3,7 @@
 -- `net.http.download`. `net.request` itself (connections, pool, redirects, decompression) is
 -- Rust: src/http/client.rs.
 local net, http, isatty = ...
+local pcall = net.pcall -- the built-in, except on Lua 5.1 (the body inside waits)
 local json_decode = net.json.decode
 
 -- Response methods (the metatable of every response table).

@@ -60,6 +60,57 @@ function glue.make_wrap(enter, leave)
   end
 end
 
+-- net.pcall / net.xpcall: pcall and xpcall that a task can wait inside. Lua 5.2+ and LuaJIT can
+-- yield across pcall, so there they are the built-ins. Lua 5.1 cannot ("attempt to yield across
+-- metamethod/C-call boundary"): there fn runs in a coroutine of its own that counts as the calling
+-- task (as net.wrap's do), and every yield of it is passed up to whoever resumed the caller, with
+-- the values of the next resume passed back down. An error ends fn's coroutine; xpcall's handler
+-- then runs on the caller's stack and gets fn's coroutine as well (debug.traceback(co, msg)).
+local function yield_across_pcall()
+  local co = coroutine.create(function() return pcall(coroutine.yield, true) end)
+  local ok, yielded = coroutine.resume(co)
+  return ok and yielded == true
+end
+
+function glue.make_pcall(enter, leave)
+  if yield_across_pcall() then return pcall, xpcall end
+  local create, resume, status, yield, unpack = coroutine.create, coroutine.resume, coroutine.status, coroutine.yield, unpack
+  local function run(fn, on_error, ...)
+    local co = create(function(...) return fn(...) end) -- 5.1's create takes no C function
+    local function step(adopted, ok, ...)
+      if adopted then leave(co) end
+      if not ok then
+        if on_error then return false, on_error((...), co) end
+        return false, ...
+      end
+      if status(co) == "dead" then return true, ... end
+      return step(enter(co), resume(co, yield(...)))
+    end
+    return step(enter(co), resume(co, ...))
+  end
+  local function net_pcall(fn, ...)
+    if type(fn) ~= "function" then return pcall(fn, ...) end -- the built-in's own error
+    return run(fn, nil, ...)
+  end
+  local function net_xpcall(fn, handler, ...)
+    if type(fn) ~= "function" then -- the built-in reports it through the handler
+      local args = { n = select("#", ...), ... }
+      return xpcall(function() return fn(unpack(args, 1, args.n)) end, handler)
+    end
+    return run(fn, handler, ...)
+  end
+  return net_pcall, net_xpcall
+end
+
+-- coroutine.isyieldable (Lua 5.3+, LuaJIT 2.1). Lua 5.1 and 5.2 lack it; there the best guess is
+-- "inside a coroutine": a wait inside a C call that cannot yield (5.1: pcall, metamethods; both:
+-- table.sort comparators) then fails with Lua's own "attempt to yield across ..." error, and the
+-- park it left is dropped by the next wait (docs/internals.md, "Lua versions").
+glue.isyieldable = coroutine.isyieldable or function()
+  local co, main = coroutine.running() -- 5.1: nil on the main thread; 5.2: the main thread, true
+  return co ~= nil and not main
+end
+
 -- Runs a cancelled task's pending to-be-closed variables (Lua 5.4); nothing to do elsewhere.
 glue.close_coroutine = coroutine.close or function() return true end
 

@@ -17,7 +17,8 @@
 local net, files = ...
 
 local type, error, select, pairs, ipairs, tostring, tonumber = type, error, select, pairs, ipairs, tostring, tonumber
-local setmetatable, getmetatable, rawget, pcall, xpcall = setmetatable, getmetatable, rawget, pcall, xpcall
+local setmetatable, getmetatable, rawget = setmetatable, getmetatable, rawget
+local pcall, xpcall = net.pcall, net.xpcall -- the built-ins, except on Lua 5.1 (a handler may wait)
 local find, match, gmatch, sub, gsub, lower, upper, byte, format =
   string.find, string.match, string.gmatch, string.sub, string.gsub, string.lower, string.upper, string.byte, string.format
 local concat = table.concat
@@ -53,12 +54,27 @@ local function callable(v)
 end
 
 -- Express tells error middleware by its arity: a function declared with four parameters
--- (err, req, res, next). Both Lua 5.4 and LuaJIT 2.1 report `nparams` in debug.getinfo's "u";
+-- (err, req, res, next). Lua 5.2+ and LuaJIT 2.1 report `nparams` in debug.getinfo's "u";
 -- anything else (callable tables, C functions, `function(...)`) is ordinary middleware, and
 -- `app:catch` registers error middleware explicitly whatever its shape.
+-- Lua 5.1's getinfo has no nparams: there it is read from the function's bytecode header
+-- (string.dump: a 12-byte header whose bytes 7 and 9 give the byte order and sizeof(size_t), the
+-- source name as a size_t length and bytes, two ints of line numbers, nups, then numparams).
+local function nparams_from_dump(fn)
+  local ok, dump = pcall(string.dump, fn)
+  if not ok or sub(dump, 1, 5) ~= "\27Lua\81" then return nil end -- a C function, or not 5.1
+  local little, int_size, size_t = byte(dump, 7) == 1, byte(dump, 8), byte(dump, 9)
+  local len = 0
+  for i = 1, size_t do
+    len = len * 256 + byte(dump, little and 12 + size_t + 1 - i or 12 + i)
+  end
+  return byte(dump, 13 + size_t + len + 2 * int_size + 1)
+end
+
 local function is_error_handler(fn)
   if type(fn) ~= "function" then return false end
   local info = getinfo(fn, "u")
+  if info and info.nparams == nil then return nparams_from_dump(fn) == 4 end
   return info ~= nil and info.nparams == 4
 end
 
@@ -333,8 +349,8 @@ end
 -- The traceback of the last error a handler raised. Set by the message handler and read right
 -- after xpcall returns, with no yield in between, so concurrent requests cannot mix them up.
 local last_traceback
-local function keep_traceback(e)
-  last_traceback = traceback(tostring(e), 2)
+local function keep_traceback(e, co) -- co: the handler's own coroutine (net.xpcall on Lua 5.1)
+  last_traceback = co and traceback(co, tostring(e)) or traceback(tostring(e), 2)
   return e
 end
 

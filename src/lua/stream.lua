@@ -2,8 +2,8 @@
 -- and finalizers"): each method first calls a synchronous
 -- Rust function that answers at once when it can (data already buffered, socket writable), and
 -- only when that would wait calls the async version, which yields the task or blocks the caller.
-local FAIL, PENDING, POLL_PENDING, resumed, FOREIGN_RESUME = ...
-local error, yield, isyieldable = error, coroutine.yield, coroutine.isyieldable
+local FAIL, PENDING, POLL_PENDING, resumed, FOREIGN_RESUME, isyieldable = ...
+local error, yield = error, coroutine.yield
 
 local fast = {}
 

@@ -1,8 +1,8 @@
 -- The Lua side of task handles and net.sleep (see src/runtime/task.rs and timer.rs): the raw C
 -- functions answer at once; waiting happens here, by parking the calling task (cheap) or, outside
 -- a task, through an async function that blocks the caller.
-local FAIL, PENDING, POLL_PENDING, resumed, FOREIGN_RESUME = ...
-local error, yield, isyieldable, tostring = error, coroutine.yield, coroutine.isyieldable, tostring
+local FAIL, PENDING, POLL_PENDING, resumed, FOREIGN_RESUME, isyieldable = ...
+local error, yield, tostring = error, coroutine.yield, tostring
 local close = coroutine.close -- Lua 5.4 only; cancel returns a coroutine to close only there
 
 local helpers = {}

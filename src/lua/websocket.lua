@@ -9,7 +9,8 @@
 -- which are bugs in the caller.
 -- Loaded once per Lua state by src/lib.rs with `net` and the core's duration parser.
 local net, duration_ms = ...
-local error, type, pcall, tostring, setmetatable, rawget = error, type, pcall, tostring, setmetatable, rawget
+local error, type, tostring, setmetatable, rawget = error, type, tostring, setmetatable, rawget
+local pcall = net.pcall -- the built-in, except on Lua 5.1 (the calls inside wait)
 local pairs, ipairs, next = pairs, ipairs, next
 local min, max, huge = math.min, math.max, math.huge
 local now, sleep, spawn = net.now, net.sleep, net.spawn

@@ -16,6 +16,7 @@
 --   ws:on("error", function(err) print(err) end)
 --   net.run()
 local net, arm = ...
+local pcall = net.pcall -- the built-in, except on Lua 5.1 (the calls inside wait)
 local encode = net.json.encode
 
 -- A table goes out as JSON (seed 002 broadcasts tables), anything else as a string.

@@ -325,7 +325,13 @@ pub fn register(lua: &Lua, net: &LuaTable) -> LuaResult<()> {
         sched(lua).unadopt(co.to_pointer());
         Ok(())
     })?;
-    let make_wrap = export::glue(lua)?.make_wrap.clone();
-    net.set("wrap", make_wrap.call::<LuaFunction>((enter, leave))?)?;
+    let (make_wrap, make_pcall) = {
+        let g = export::glue(lua)?;
+        (g.make_wrap.clone(), g.make_pcall.clone())
+    };
+    net.set("wrap", make_wrap.call::<LuaFunction>((&enter, &leave))?)?;
+    let (pcall, xpcall) = make_pcall.call::<(LuaFunction, LuaFunction)>((enter, leave))?;
+    net.set("pcall", pcall)?;
+    net.set("xpcall", xpcall)?;
     Ok(())
 }
