@@ -7,6 +7,7 @@
 --
 -- Try it with: wrk -t2 -c100 -d10s http://127.0.0.1:8080/
 local net = require("net")
+local pcall = net.pcall -- the built-in pcall, except on Lua 5.1, whose pcall a task cannot wait in
 io.stdout:setvbuf("line")
 
 -- A worker: serves until killed (or, in the self-test, until told to quit).

@@ -8,6 +8,7 @@
 -- Tokens: "Authorization: Bearer alice-token" (user 1) or "Bearer bob-token" (user 2), e.g.
 --   curl -H 'Authorization: Bearer alice-token' --data '{"title":"Hi"}' http://127.0.0.1:3000/api/posts
 local net = require("net")
+local pcall = net.pcall -- the built-in pcall, except on Lua 5.1, whose pcall a task cannot wait in
 io.stdout:setvbuf("line")
 
 local selftest = arg[1] == "--selftest"

@@ -1,6 +1,7 @@
 -- A tour of net: a TCP echo server and its clients, a UDP exchange, DNS, timers and channels.
--- Run: lua5.4 examples/tour.lua   (or luajit), with net.so on package.cpath.
+-- Run: lua5.4 examples/tour.lua   (or luajit, lua5.1 ... lua5.3), with net.so on package.cpath.
 local net = require("net")
+local pcall = net.pcall -- the built-in pcall, except on Lua 5.1, whose pcall a task cannot wait in
 print(("net %s on %s"):format(net.version, jit and jit.version or _VERSION))
 
 -- 1. A TCP echo server, running as a task. Port 0 lets the system pick a free port.
@@ -11,8 +12,10 @@ net.spawn(function()
     local ok, conn = pcall(server.accept, server)
     if not ok then print("server: " .. conn); break end -- "closed: accept on a closed listener"
     net.spawn(function() -- one task per connection
-      for line in function() return conn:read_line() end do
+      local line = conn:read_line() -- a `while` loop: Lua 5.1 cannot wait inside a for iterator
+      while line do
         conn:write("echo: " .. line .. "\n")
+        line = conn:read_line()
       end
       conn:close()
     end)

@@ -8,6 +8,7 @@
 -- script listen on one port (shared with `reuseaddr`) and each answer with its name. The receive
 -- timeout is 300 ms (the seed waits 3000).
 local net = require("net")
+local pcall = net.pcall -- the built-in pcall, except on Lua 5.1, whose pcall a task cannot wait in
 
 -- The local services: both bound to the loopback broadcast address and the same port.
 local first = net.udp.bind("127.255.255.255", 0, { reuseaddr = true })

@@ -2,6 +2,7 @@
 -- ch:close(), ch:len(). A send on a full bounded channel waits; close wakes every waiter.
 local helper = require("helper")
 local net = helper.net
+local pcall, xpcall = net.pcall, net.xpcall -- the built-ins; on Lua 5.1 ones a task can wait inside (docs/api.md)
 
 local pack = helper.pack
 local bad = helper.raises -- bad(pattern, f, ...): f(...) must raise an error matching pattern

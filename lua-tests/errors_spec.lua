@@ -3,6 +3,7 @@
 -- every method but close raises closed: on a closed object.
 local helper = require("helper")
 local net = helper.net
+local pcall, xpcall = net.pcall, net.xpcall -- the built-ins; on Lua 5.1 ones a task can wait inside (docs/api.md)
 
 local T = 3000
 local scope = helper.scope(T)

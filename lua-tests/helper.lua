@@ -395,19 +395,20 @@ function helper.lua(src, ...)
 end
 
 -- What every helper.child script starts with: `net`, unbuffered stdout, and three tools:
---   gc_object(fn)   an object whose finalizer is fn (newproxy on LuaJIT, where tables have no __gc)
+--   gc_object(fn)   an object whose finalizer is fn (newproxy on LuaJIT and 5.1, where tables have no __gc)
 --   eager_gc()       the collector at its most eager: a step, and finalizers, at every allocation
 --   proc_kib(field)  a /proc/self/status figure in KiB, e.g. proc_kib("VmRSS"), proc_kib("VmHWM")
 local CHILD_PRELUDE = [[
 io.stdout:setvbuf("no")
 local net = require("net")
+local pcall, xpcall = net.pcall, net.xpcall -- the built-ins; on Lua 5.1 ones a task can wait inside
 local function gc_object(fn)
   if newproxy then local u = newproxy(true); getmetatable(u).__gc = fn; return u end
   return setmetatable({}, { __gc = fn })
 end
 local function eager_gc()
-  if jit then collectgarbage("setpause", 0); collectgarbage("setstepmul", 1000)
-  else collectgarbage("incremental", 0, 1000) end
+  if _VERSION == "Lua 5.4" and not jit then collectgarbage("incremental", 0, 1000)
+  else collectgarbage("setpause", 0); collectgarbage("setstepmul", 1000) end -- LuaJIT, 5.1 to 5.3
 end
 local function proc_kib(field)
   for line in io.lines("/proc/self/status") do

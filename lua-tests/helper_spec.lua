@@ -1,6 +1,7 @@
 -- Tests of the test helpers themselves (lua-tests/helper.lua).
 local helper = require("helper")
 local net = helper.net
+local pcall, xpcall = net.pcall, net.xpcall -- the built-ins; on Lua 5.1 ones a task can wait inside (docs/api.md)
 
 describe("helper", function()
   it("lua_bin() is the running interpreter", function()

@@ -3,6 +3,7 @@
 -- are not paths, and the memory a connect holds while in flight.
 local helper = require("helper")
 local net = helper.net
+local pcall, xpcall = net.pcall, net.xpcall -- the built-ins; on Lua 5.1 ones a task can wait inside (docs/api.md)
 local json = net.json
 
 local T = 3000

@@ -5,6 +5,7 @@
 -- a dead suite.
 local helper = require("helper")
 local net = helper.net
+local pcall, xpcall = net.pcall, net.xpcall -- the built-ins; on Lua 5.1 ones a task can wait inside (docs/api.md)
 
 local JIT = rawget(_G, "jit") ~= nil
 
@@ -110,20 +111,29 @@ local s = net.tcp.connect("127.0.0.1", %d)
 local armed = true
 local function boom() if armed then armed = false; error("boom from a finalizer") end end
 local raised, rounds = 0, 0
+-- Lua 5.1-5.3 and LuaJIT raise a finalizer's error from whatever allocation ran it, outside the
+-- read too: each round runs in pcall there, and only 5.4 must see all 100 from the read.
+local exact = _VERSION == "Lua 5.4" and not jit
 for _ = 1, 100 do
-  armed = true
-  gc_object(boom)
-  while armed do
-    rounds = rounds + 1
-    local ok, d = pcall(s.read, s, rounds %% 2 == 0 and 40000 or 64)
-    if not ok then
-      assert(tostring(d):find("boom from a finalizer", 1, true), d)
-      raised = raised + 1
-    elseif d == nil then break end
+  local ok_round, e_round = pcall(function()
+    armed = true
+    gc_object(boom)
+    while armed do
+      rounds = rounds + 1
+      local ok, d = pcall(s.read, s, rounds %% 2 == 0 and 40000 or 64)
+      if not ok then
+        assert(tostring(d):find("boom from a finalizer", 1, true), d)
+        raised = raised + 1
+      elseif d == nil then break end
+    end
+  end)
+  if not ok_round then
+    assert(not exact and tostring(e_round):find("boom from a finalizer", 1, true), e_round)
+    armed = false
   end
 end
 armed = false
-print("ok", raised == 100 or not jit)
+print("ok", raised == 100 or not exact)
 ]]):format(port), 60)
     assert.are.equal(0, rc, err)
     assert.are.equal("ok\ttrue", out)

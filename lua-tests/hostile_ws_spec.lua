@@ -3,6 +3,7 @@
 -- closes, methods of a closed ws, and finalizers that use a ws while it is in use.
 local helper = require("helper")
 local net = helper.net
+local pcall, xpcall = net.pcall, net.xpcall -- the built-ins; on Lua 5.1 ones a task can wait inside (docs/api.md)
 local websocket = require("net.websocket")
 
 local s = helper.scope(3000)

@@ -6,6 +6,7 @@
 -- net.serve against foreign clients is http_peers_spec.lua.
 local helper = require("helper")
 local net = helper.net
+local pcall, xpcall = net.pcall, net.xpcall -- the built-ins; on Lua 5.1 ones a task can wait inside (docs/api.md)
 local read_file = helper.read_file
 
 local have = helper.have

@@ -6,6 +6,7 @@
 -- The client side of HTTP against foreign servers and a proxy is http_peers_client_spec.lua.
 local helper = require("helper")
 local net = helper.net
+local pcall, xpcall = net.pcall, net.xpcall -- the built-ins; on Lua 5.1 ones a task can wait inside (docs/api.md)
 local read_file = helper.read_file
 
 local have = helper.have

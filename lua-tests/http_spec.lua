@@ -4,6 +4,7 @@
 -- arguments. Foreign peers (curl, nghttp, Python, tinyproxy) are in http_peers_spec.lua.
 local helper = require("helper")
 local net = helper.net
+local pcall, xpcall = net.pcall, net.xpcall -- the built-ins; on Lua 5.1 ones a task can wait inside (docs/api.md)
 
 local s = helper.scope(5000)
 after_each(s.cleanup)

@@ -3,6 +3,7 @@
 -- blocks (running every task) on the main thread, and raises in a foreign coroutine inside a task.
 local helper = require("helper")
 local net = helper.net
+local pcall, xpcall = net.pcall, net.xpcall -- the built-ins; on Lua 5.1 ones a task can wait inside (docs/api.md)
 
 local pack, unpack = helper.pack, helper.unpack
 -- child(src, seconds): run src in a fresh interpreter (its own loop) -> exit code, stdout, stderr

@@ -3,6 +3,7 @@
 -- Every peer is killed in `finally`; every socket has a timeout.
 local helper = require("helper")
 local net = helper.net
+local pcall, xpcall = net.pcall, net.xpcall -- the built-ins; on Lua 5.1 ones a task can wait inside (docs/api.md)
 
 local T = 5000
 

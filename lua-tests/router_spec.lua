@@ -5,6 +5,7 @@
 -- trick).
 local helper = require("helper")
 local net = helper.net
+local pcall, xpcall = net.pcall, net.xpcall -- the built-ins; on Lua 5.1 ones a task can wait inside (docs/api.md)
 
 local function call(app, method, path, opts)
   opts = opts or {}

@@ -7,6 +7,7 @@
 -- interpreter itself, not helper.spawn's `timeout` wrapper, which may pass a SIGINT on twice.
 local helper = require("helper")
 local net = helper.net
+local pcall, xpcall = net.pcall, net.xpcall -- the built-ins; on Lua 5.1 ones a task can wait inside (docs/api.md)
 
 local lua54 = _VERSION == "Lua 5.4" and not jit
 

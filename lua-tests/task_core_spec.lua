@@ -4,6 +4,7 @@
 -- get reused). Heavy cases run in a child interpreter (helper.child), bounded in time.
 local helper = require("helper")
 local net = helper.net
+local pcall, xpcall = net.pcall, net.xpcall -- the built-ins; on Lua 5.1 ones a task can wait inside (docs/api.md)
 
 describe("task core", function()
   it("tasks whose handles were collected still run to the end", function()

@@ -3,6 +3,7 @@
 -- run those tasks while they wait (no net.run). Every socket has a timeout so nothing can hang.
 local helper = require("helper")
 local net = helper.net
+local pcall, xpcall = net.pcall, net.xpcall -- the built-ins; on Lua 5.1 ones a task can wait inside (docs/api.md)
 local unpack = helper.unpack
 
 local T = 3000 -- ms: the default timeout of every socket in this file

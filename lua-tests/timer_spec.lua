@@ -2,6 +2,7 @@
 -- Timers are driven here by a main-thread net.sleep (which runs the loop while it blocks).
 local helper = require("helper")
 local net = helper.net
+local pcall, xpcall = net.pcall, net.xpcall -- the built-ins; on Lua 5.1 ones a task can wait inside (docs/api.md)
 
 local function is_integer(v)
   if math.type then return math.type(v) == "integer" end

@@ -2,6 +2,7 @@
 -- against net itself, Python's ssl module and curl, with a test CA made by openssl for this run.
 local helper = require("helper")
 local net = helper.net
+local pcall, xpcall = net.pcall, net.xpcall -- the built-ins; on Lua 5.1 ones a task can wait inside (docs/api.md)
 
 local s = helper.scope(3000)
 after_each(s.cleanup)

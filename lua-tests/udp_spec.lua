@@ -1,6 +1,7 @@
 -- net.udp: bind, send/recv, connected mode, socket options, on 127.0.0.1 (and ::1 when available).
 local helper = require("helper")
 local net = helper.net
+local pcall, xpcall = net.pcall, net.xpcall -- the built-ins; on Lua 5.1 ones a task can wait inside (docs/api.md)
 
 local T = 2000 -- ms: the default receive timeout in this file
 

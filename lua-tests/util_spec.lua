@@ -1,9 +1,10 @@
 -- Utilities: net.json, net.urlEncode / net.urlDecode, net.url.parse, net.url.query, net.version.
 local helper = require("helper")
 local net = helper.net
+local pcall, xpcall = net.pcall, net.xpcall -- the built-ins; on Lua 5.1 ones a task can wait inside (docs/api.md)
 local json = net.json
 
-local is54 = math.type ~= nil and _VERSION == "Lua 5.4"
+local has_integers = math.type ~= nil -- Lua 5.3 and 5.4; LuaJIT, 5.1 and 5.2 have only floats
 
 local err_of, ALL_BYTES = helper.err_of, helper.ALL_BYTES
 
@@ -87,7 +88,7 @@ describe("net.json", function()
     assert.equal(s, json.decode(json.encode(s)))
   end)
 
-  ;(is54 and it or pending)("integers stay integers and floats stay floats (Lua 5.4)", function()
+  ;(has_integers and it or pending)("integers stay integers and floats stay floats (Lua 5.3+)", function()
     local v = json.decode('{"i":3,"f":3.0,"e":1e2,"neg":-7,"big":9007199254740993}')
     assert.equal("integer", math.type(v.i))
     assert.equal("float", math.type(v.f))
@@ -125,7 +126,7 @@ describe("net.json", function()
   it("refuses non-UTF-8 strings and keys", function()
     assert.matches("^bad argument #1 to 'net%.json%.encode' %(.*UTF%-8", err_of(json.encode, "\255"))
     assert.matches("UTF%-8", err_of(json.encode, { ["\200"] = 1 }))
-    assert.matches("UTF%-8", err_of(json.encode, { ok = { "\xC3\x28" } }))
+    assert.matches("UTF%-8", err_of(json.encode, { ok = { "\195\40" } }))
   end)
 
   it("refuses functions, userdata keys and other unencodable values", function()

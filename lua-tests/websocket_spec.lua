@@ -4,6 +4,7 @@
 -- channel is bounded (`within`), so a channel that never closes fails the test instead of hanging.
 local helper = require("helper")
 local net = helper.net
+local pcall, xpcall = net.pcall, net.xpcall -- the built-ins; on Lua 5.1 ones a task can wait inside (docs/api.md)
 local websocket = require("net.websocket")
 
 local s = helper.scope(3000)

@@ -5,6 +5,7 @@
 -- is skipped, except under CI (CI=true), where their absence is a failure.
 local helper = require("helper")
 local net = helper.net
+local pcall, xpcall = net.pcall, net.xpcall -- the built-ins; on Lua 5.1 ones a task can wait inside (docs/api.md)
 
 local T = 5000   -- ms: socket timeouts
 local BOUND = 20 -- s: a whole test

@@ -3,6 +3,7 @@
 -- peer gets wrong (written by hand over net.tcp), fragmentation, and the server's upgrade.
 local helper = require("helper")
 local net = helper.net
+local pcall, xpcall = net.pcall, net.xpcall -- the built-ins; on Lua 5.1 ones a task can wait inside (docs/api.md)
 
 local s = helper.scope(3000)
 after_each(s.cleanup)
