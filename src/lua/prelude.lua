@@ -75,17 +75,31 @@ end
 function glue.make_pcall(enter, leave)
   if yield_across_pcall() then return pcall, xpcall end
   local create, resume, status, yield, unpack = coroutine.create, coroutine.resume, coroutine.status, coroutine.yield, unpack
+  local getinfo = debug.getinfo
+  -- 5.1's coroutine.create takes no C function: one runs under the built-in pcall inside the
+  -- coroutine (called from Lua, a coroutine.wrap function would put our line in its errors). net's
+  -- waiting functions are Lua functions; a C function that yields (coroutine.yield) cannot be.
+  local function reraise(ok, ...)
+    if ok then return ... end
+    error((...), 0)
+  end
+  local function call_c(fn, ...) return reraise(pcall(fn, ...)) end
   local function run(fn, on_error, ...)
-    local co = create(function(...) return fn(...) end) -- 5.1's create takes no C function
-    local function step(adopted, ok, ...)
+    local is_c = getinfo(fn, "S").what == "C"
+    local co = create(is_c and call_c or fn)
+    local step
+    -- enter only after our own yield returned: an adoption lasts for one poll of the task
+    local function again(...) return step(enter(co), resume(co, ...)) end
+    function step(adopted, ok, ...)
       if adopted then leave(co) end
       if not ok then
         if on_error then return false, on_error((...), co) end
         return false, ...
       end
       if status(co) == "dead" then return true, ... end
-      return step(enter(co), resume(co, yield(...)))
+      return again(yield(...))
     end
+    if is_c then return step(enter(co), resume(co, fn, ...)) end
     return step(enter(co), resume(co, ...))
   end
   local function net_pcall(fn, ...)
