@@ -43,6 +43,7 @@ local luassert = require("luassert") -- busted's `assert` (the same table the sp
 local helper = { net = net }
 
 local unpack = table.unpack or unpack
+local pcall = net.pcall -- the built-in, except on Lua 5.1 (bounded may run inside a task)
 local function pack(...) return { n = select('#', ...), ... } end
 
 local function q(s) -- shell quoting

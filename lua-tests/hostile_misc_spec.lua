@@ -79,7 +79,7 @@ end)
 local function child_with_fd_limit(nofile, src, seconds)
   local file = os.tmpname()
   local f = assert(io.open(file, "wb"))
-  f:write('io.stdout:setvbuf("no")\nlocal net = require("net")\n', src)
+  f:write('io.stdout:setvbuf("no")\nlocal net = require("net")\nlocal pcall = net.pcall\n', src)
   f:close()
   local p = helper.spawn({ "sh", "-c", ("ulimit -n %d && exec \"$0\" \"$1\""):format(nofile), helper.lua_bin(), file },
     { files = { file }, max_life = 30 })
