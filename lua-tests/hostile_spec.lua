@@ -111,9 +111,6 @@ local s = net.tcp.connect("127.0.0.1", %d)
 local armed = true
 local function boom() if armed then armed = false; error("boom from a finalizer") end end
 local raised, rounds = 0, 0
--- Lua 5.1-5.3 and LuaJIT raise a finalizer's error from whatever allocation ran it, outside the
--- read too: each round runs in pcall there, and only 5.4 must see all 100 from the read.
-local exact = _VERSION == "Lua 5.4" and not jit
 local function round()
   armed = true
   gc_object(boom)
@@ -126,8 +123,22 @@ local function round()
     elseif d == nil then break end
   end
 end
+-- Lua 5.1-5.3 raise a finalizer's error from whatever allocation ran it, outside the read too:
+-- each round runs in pcall there. 5.4 makes it a warning; LuaJIT (interpreted) must see all 100.
+local anywhere = not jit and _VERSION ~= "Lua 5.4"
 for _ = 1, 100 do
-  if exact then round() else
+  if not anywhere then
+    armed = true
+    gc_object(boom)
+    while armed do
+      rounds = rounds + 1
+      local ok, d = pcall(s.read, s, rounds %% 2 == 0 and 40000 or 64)
+      if not ok then
+        assert(tostring(d):find("boom from a finalizer", 1, true), d)
+        raised = raised + 1
+      elseif d == nil then break end
+    end
+  else
     local ok_round, e_round = pcall(round)
     if not ok_round then
       assert(tostring(e_round):find("boom from a finalizer", 1, true), e_round)
@@ -136,7 +147,7 @@ for _ = 1, 100 do
   end
 end
 armed = false
-print("ok", raised == 100 or not exact)
+print("ok", raised == 100 or not jit)
 ]]):format(port), 60)
     assert.are.equal(0, rc, err)
     assert.are.equal("ok\ttrue", out)
