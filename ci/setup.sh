@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One-time setup of a Debian (12) machine for `net`, then build the flavours CI tests and run the demo.
+# One-time setup of a Debian (12) machine for `net`, then build all five flavours and run the demo.
 # Safe to run again: apt is skipped when every package is already there.
 #
 #   ci/setup.sh
@@ -116,7 +116,7 @@ if [ "${NET_SETUP_NO_BUILD:-0}" = 1 ]; then
   exit 0
 fi
 
-"$ROOT/ci/build.sh" lua54 luajit lua53 lua52
+"$ROOT/ci/build.sh" lua54 luajit lua53 lua52 lua51
 
 # Demo
 if [ "${NET_SETUP_NO_DEMO:-0}" = 1 ]; then
@@ -135,10 +135,10 @@ fi
 
 cat <<EOF
 
-ci/setup.sh: done. The module is built for these interpreters (Lua 5.1: ci/build.sh lua51):
+ci/setup.sh: done. The module is built for all five interpreters:
   build/5.4/net.so      for lua5.4
   build/luajit/net.so   for luajit
-  build/5.3/net.so, build/5.2/net.so   for lua5.3, lua5.2
+  build/5.3/net.so, build/5.2/net.so, build/5.1/net.so   for lua5.3, lua5.2, lua5.1
 Use it from a script with
   package.cpath = "$ROOT/build/5.4/?.so;" .. package.cpath      -- luajit: build/luajit/?.so
   local net = require("net")
