@@ -11,7 +11,8 @@
 -- wait in the kernel's buffer meanwhile (dropped past it, counted by stats()). One that raises
 -- is reported on stderr and the capture goes on.
 local net, methods, raw_close, state, arm = ...
-local type, tostring, pcall, error = type, tostring, pcall, error
+local type, tostring, error = type, tostring, error
+local pcall = net.pcall -- the built-in, except on Lua 5.1 (the callback may wait)
 
 -- The capture's own state table (callback, task), or a bad-argument error.
 local function st(self, fname)

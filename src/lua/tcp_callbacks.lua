@@ -17,7 +17,8 @@
 -- (`arm`, src/runtime/run_at_exit.rs), so it may skip `net.run()`.
 local net, arm = ...
 local spawn, tcp = net.spawn, net.tcp
-local pcall, pairs, type, tostring, tonumber, setmetatable = pcall, pairs, type, tostring, tonumber, setmetatable
+local pairs, type, tostring, tonumber, setmetatable = pairs, type, tostring, tonumber, setmetatable
+local pcall = net.pcall -- the built-in, except on Lua 5.1 (the calls inside wait)
 
 local CHUNK = 65536
 
