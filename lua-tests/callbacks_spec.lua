@@ -5,6 +5,7 @@
 -- seed-style scripts in child interpreters with only the prelude.
 local helper = require("helper")
 local net = helper.net
+local pcall, xpcall = net.pcall, net.xpcall -- the built-ins; on Lua 5.1 ones a task can wait inside (docs/api.md)
 
 -- Facade calls in the busted process are made inside tasks (helper.bounded): from the main
 -- thread they would arm the end-of-script run for the test runner itself.

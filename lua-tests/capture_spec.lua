@@ -2,6 +2,7 @@
 -- programs use the loopback too, so every capture here filters on the ports this test made.
 local helper = require("helper")
 local net = helper.net
+local pcall, xpcall = net.pcall, net.xpcall -- the built-ins; on Lua 5.1 ones a task can wait inside (docs/api.md)
 
 local T = 2000 -- ms: socket timeouts in this file
 local scope = helper.scope(T)

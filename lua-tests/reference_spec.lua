@@ -5,6 +5,7 @@
 -- When emmylua_check is installed it also type-checks examples/ against types/.
 local helper = require("helper")
 local net = helper.net
+local pcall, xpcall = net.pcall, net.xpcall -- the built-ins; on Lua 5.1 ones a task can wait inside (docs/api.md)
 
 -- Names annotated in types/ whose code is being written now (packet capture). While one is
 -- missing from the module, it and everything under it are skipped instead of failing. The

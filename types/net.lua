@@ -89,6 +89,23 @@ function net.channel(capacity) end
 ---@return fun(...: any): ...: any
 function net.wrap(fn) end
 
+---The built-in `pcall`, except on Lua 5.1, where a task cannot wait inside that one: there `fn`
+---runs in a coroutine of its own that counts as the calling task.
+---@param fn async fun(...: any): ...: any
+---@param ... any
+---@return boolean ok
+---@return any ...
+function net.pcall(fn, ...) end
+
+---The built-in `xpcall` (with extra arguments, on 5.1 too), except on Lua 5.1 as `net.pcall`;
+---there `handler` also gets `fn`'s coroutine, for `debug.traceback(co, msg)`.
+---@param fn async fun(...: any): ...: any
+---@param handler fun(err: any, co: thread?): any
+---@param ... any
+---@return boolean ok
+---@return any ...
+function net.xpcall(fn, handler, ...) end
+
 ---Resolves `host` to IPv4 and IPv6 address strings (`/etc/hosts`, `/etc/resolv.conf`), always
 ---bounded by a timeout (default 5 s). Raises `dns: ...` or `timeout: ...`. (waits)
 ---@param host string
