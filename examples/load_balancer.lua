@@ -11,6 +11,7 @@
 -- "backend N: METHOD PATH"), and the balancer listens on 127.0.0.1. Try:
 --   curl http://127.0.0.1:8080/hello
 local net = require("net")
+local pcall = net.pcall -- the built-in pcall, except on Lua 5.1, whose pcall a task cannot wait in
 io.stdout:setvbuf("line")
 
 local selftest = arg[1] == "--selftest"

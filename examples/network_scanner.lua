@@ -9,6 +9,7 @@
 -- Scan only hosts you run yourself. --selftest opens three listeners of its own on 127.0.0.1,
 -- scans a small range around them and checks that exactly those are reported open.
 local net = require("net")
+local pcall = net.pcall -- the built-in pcall, except on Lua 5.1, whose pcall a task cannot wait in
 io.stdout:setvbuf("line")
 
 print("=== Network Scanner ===")

@@ -9,6 +9,7 @@
 -- A connection that is refused fails at once on loopback; a port that does not answer at all is
 -- bounded by the 1 s connect timeout.
 local net = require("net")
+local pcall = net.pcall -- the built-in pcall, except on Lua 5.1, whose pcall a task cannot wait in
 
 -- Two local listeners: the ports the scan must report OPEN.
 local a = net.tcp.listen("127.0.0.1", 0)

@@ -8,6 +8,7 @@
 -- (answered from /etc/hosts) and `unreachable.invalid` (a name that never exists, RFC 6761: net
 -- answers it without asking a DNS server). Every peer is a task of this script on 127.0.0.1.
 local net = require("net")
+local pcall = net.pcall -- the built-in pcall, except on Lua 5.1, whose pcall a task cannot wait in
 
 -- DNS Resolution
 local addrs = net.resolve("localhost")

@@ -8,6 +8,7 @@
 -- sends a line, a chunk and a last line, waits for "Hello" twice, then stays silent for the
 -- timeout fragment and closes.
 local net = require("net")
+local pcall = net.pcall -- the built-in pcall, except on Lua 5.1, whose pcall a task cannot wait in
 
 -- The local peer (its script is what the fragments below expect to read).
 local listener = net.tcp.listen("127.0.0.1", 0)

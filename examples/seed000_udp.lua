@@ -9,6 +9,7 @@
 -- Broadcast goes to 127.255.255.255, the loopback network's broadcast address, where a second
 -- socket of this script listens (the seed broadcasts to 255.255.255.255, the whole LAN).
 local net = require("net")
+local pcall = net.pcall -- the built-in pcall, except on Lua 5.1, whose pcall a task cannot wait in
 
 -- The local peer: an echo server (the seed's port 9000).
 local peer = net.udp.bind("127.0.0.1", 0)

@@ -8,6 +8,7 @@
 -- The seed connects to ws://localhost:8080/chat; the peer here is a task of this script on a free
 -- port that prints what it sees of each client (headers, pings, pongs, the close) and echoes text.
 local net = require("net")
+local pcall = net.pcall -- the built-in pcall, except on Lua 5.1, whose pcall a task cannot wait in
 
 local server = net.ws.listen("127.0.0.1", 0)
 local PORT = server.port

@@ -8,6 +8,7 @@
 -- The seed connects to ws://example.com/socket; the peer here is a task of this script on a free
 -- port that echoes text and, when told "bye", closes with code 4000 and a reason.
 local net = require("net")
+local pcall = net.pcall -- the built-in pcall, except on Lua 5.1, whose pcall a task cannot wait in
 local websocket = require("net.websocket") -- a global in Wippy
 
 -- The local peer.

@@ -8,6 +8,7 @@
 -- The seed talks to example.com and 192.168.1.100. The TLS part needs the `openssl` command to
 -- make a throw-away certificate for localhost; without it that part is skipped.
 local net = require("net")
+local pcall = net.pcall -- the built-in pcall, except on Lua 5.1, whose pcall a task cannot wait in
 
 -- ServeConfig: an address (Lune's URL form), handleRequest and handleWebSocket.
 local server = net.serve(0, {

@@ -5,6 +5,7 @@
 --   sudo lua5.4 examples/sniffer.lua eth0 "tcp port 443"
 --   sudo lua5.4 examples/sniffer.lua --selftest         capture its own loopback TCP and UDP traffic, exit 0
 local net = require("net")
+local pcall = net.pcall -- the built-in pcall, except on Lua 5.1, whose pcall a task cannot wait in
 io.stdout:setvbuf("line")
 
 local selftest = arg[1] == "--selftest"

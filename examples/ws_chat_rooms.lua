@@ -9,6 +9,7 @@
 -- The seed serves on 0.0.0.0:8080; this server listens on 127.0.0.1 only. Its peers are the
 -- self-test's clients, or any WebSocket client at ws://127.0.0.1:PORT/.
 local net = require("net")
+local pcall = net.pcall -- the built-in pcall, except on Lua 5.1, whose pcall a task cannot wait in
 io.stdout:setvbuf("line") -- each line at once, even into a pipe
 
 local selftest = arg[1] == "--selftest"
