@@ -59,6 +59,9 @@ TARGETS = [
     ("net-5.4 bulk MB/s ÷ tokio", "bulk-net-5.4", "bulk-tokio", "value", ">=", 0.85),
     # informative, no target
     ("net-5.4 srv µs/rt ÷ luv-5.4", "net-5.4", "luv-5.4", "srv_us_per_op", None, None),
+    ("callbacks-5.4 srv µs/rt ÷ net-5.4", "callbacks-5.4", "net-5.4", "srv_us_per_op", None, None),
+    ("callbacks-luajit srv µs/rt ÷ net-luajit", "callbacks-luajit", "net-luajit", "srv_us_per_op", None, None),
+    ("callbacks-luajit srv µs/rt ÷ luv-luajit", "callbacks-luajit", "luv-luajit", "srv_us_per_op", None, None),
     ("net-5.4 rt/s ÷ tokio", "net-5.4", "tokio", "value", None, None),
     ("net-luajit rt/s ÷ tokio", "net-luajit", "tokio", "value", None, None),
     ("luv-luajit srv µs/rt ÷ tokio", "luv-luajit", "tokio", "srv_us_per_op", None, None),

@@ -32,21 +32,23 @@ SPEC[luv-5.4]="9103 pp lua5.4 $L/tcp_echo_luv.lua 9103"
 SPEC[luv-luajit]="9104 pp luajit $L/tcp_echo_luv.lua 9104"
 SPEC[copas-5.4]="9105 pp lua5.4 $L/tcp_echo_copas.lua 9105 $SIZE"
 SPEC[tokio]="9106 pp $TOOLS/tcp-echo-server --port 9106"
+SPEC[callbacks-5.4]="9107 pp lua5.4 $L/net_callbacks_echo.lua 9107"
+SPEC[callbacks-luajit]="9108 pp luajit $L/net_callbacks_echo.lua 9108"
 SPEC[bulk-net-5.4]="9111 bulk lua5.4 $L/net_tcp_echo.lua 9111"
 SPEC[bulk-net-luajit]="9112 bulk luajit $L/net_tcp_echo.lua 9112"
 SPEC[bulk-luv-5.4]="9113 bulk lua5.4 $L/tcp_echo_luv.lua 9113"
 SPEC[bulk-luasocket-5.4]="9114 bulk lua5.4 $L/tcp_echo_socket.lua 9114 65536"
 SPEC[bulk-copas-5.4]="9115 bulk lua5.4 $L/tcp_echo_copas.lua 9115 65536"
 SPEC[bulk-tokio]="9116 bulk $TOOLS/tcp-echo-server --port 9116"
-ALL=(net-5.4 net-luajit luv-5.4 luv-luajit copas-5.4 tokio
+ALL=(net-5.4 net-luajit callbacks-5.4 callbacks-luajit luv-5.4 luv-luajit copas-5.4 tokio
      bulk-net-5.4 bulk-net-luajit bulk-luv-5.4 bulk-luasocket-5.4 bulk-copas-5.4 bulk-tokio)
 NAMES=("$@"); [ ${#NAMES[@]} -gt 0 ] || NAMES=("${ALL[@]}")
 for n in "${NAMES[@]}"; do [ -n "${SPEC[$n]:-}" ] || { echo "unknown name $n (known: ${ALL[*]})" >&2; exit 2; }; done
 
 # Skip net entries whose net.so does not load or has no net.tcp.listen yet.
 SKIP=()
-net_ok lua5.4 || { echo "SKIP net on Lua 5.4: $NET54 unusable: $(head -1 "$OUT/net_ok.lua5.4.log")"; SKIP+=(net-5.4 bulk-net-5.4); }
-net_ok luajit || { echo "SKIP net on LuaJIT: $NETJIT unusable: $(head -1 "$OUT/net_ok.luajit.log")"; SKIP+=(net-luajit bulk-net-luajit); }
+net_ok lua5.4 || { echo "SKIP net on Lua 5.4: $NET54 unusable: $(head -1 "$OUT/net_ok.lua5.4.log")"; SKIP+=(net-5.4 callbacks-5.4 bulk-net-5.4); }
+net_ok luajit || { echo "SKIP net on LuaJIT: $NETJIT unusable: $(head -1 "$OUT/net_ok.luajit.log")"; SKIP+=(net-luajit callbacks-luajit bulk-net-luajit); }
 [ ${#SKIP[@]} -eq 0 ] || echo "  (build them with ci/build.sh; see bench/README.md)"
 skipped() { local s; for s in "${SKIP[@]}"; do [ "$s" = "$1" ] && return 0; done; return 1; }
 
