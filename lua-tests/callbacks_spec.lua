@@ -84,6 +84,9 @@ describe("net.TCPSocket / net.TCPServer", function()
       net.sleep(0.05)
       assert.equal(1, #events)
       assert.matches("^refused: ", events[1])
+      local sent, err = client:send("after the failure")
+      assert.is_false(sent)
+      assert.matches("^closed: ", err)
 
       local first = echo_server({})
       local second, errs = net.TCPServer(), {}

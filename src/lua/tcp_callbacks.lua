@@ -61,18 +61,18 @@ local function check_args(fname, host, port, callbacks)
   return tonumber(port), callbacks or {}
 end
 
--- Reads `conn.stream` until it ends: data per chunk (`data(id, chunk)` on a server,
+-- Reads `conn._stream` until it ends: data per chunk (`data(id, chunk)` on a server,
 -- `data(chunk)` on a client, where `id` is nil), and error when it broke while we did not close
--- it ourselves (`conn.closing`, set by disconnect()).
+-- it ourselves (`conn._closing`, set by disconnect()).
 local function pump(conn, callbacks, who, id)
-  local stream = conn.stream
+  local stream = conn._stream
   while true do
     local ok, data = pcall(stream.read, stream, CHUNK)
     if not ok then
-      if not conn.closing then fail(callbacks, who, data, id) end
+      if not conn._closing then fail(callbacks, who, data, id) end
       return
     end
-    if data == nil or conn.closing then return end
+    if data == nil or conn._closing then return end
     if id ~= nil then fire(callbacks, who, "data", id, data) else fire(callbacks, who, "data", data) end
   end
 end
@@ -91,16 +91,19 @@ end
 -- when it ends; error(msg) when it cannot connect (then no disconnected()) or breaks.
 function Socket:connect(host, port, callbacks)
   local p, cbs = check_args("connect", host, port, callbacks)
-  if self.stream or self.connecting then
+  if self._stream or self._connecting then
     error("bad argument #0 to 'connect' (this TCPSocket is already connected; make a new one)", 2)
   end
-  self.connecting, self.closing, self._queue = true, false, {}
+  self._connecting, self._closing, self._queue = true, false, {}
   spawn(function()
     local ok, stream = pcall(tcp.connect, host, p)
-    self.connecting = false
-    if not ok then return fail(cbs, "TCPSocket", stream) end
-    if self.closing then return stream:close() end
-    self.stream, self.connected = stream, true
+    self._connecting = false
+    if not ok or self._closing then
+      self._queue = nil -- send() from now on says "closed"
+      if not ok then return fail(cbs, "TCPSocket", stream) end
+      return stream:close()
+    end
+    self._stream, self.connected = stream, true
     -- What send() queued before the connection was open goes out first.
     local queue = self._queue
     self._queue = nil
@@ -108,7 +111,7 @@ function Socket:connect(host, port, callbacks)
       if not pcall(stream.write, stream, queue[i]) then break end
     end
     fire(cbs, "TCPSocket", "connected")
-    if not self.closing then pump(self, cbs, "TCPSocket") end
+    if not self._closing then pump(self, cbs, "TCPSocket") end
     self.connected = false
     pcall(stream.close, stream)
     fire(cbs, "TCPSocket", "disconnected")
@@ -126,7 +129,7 @@ function Socket:send(data)
     self._queue[#self._queue + 1] = data
     return true
   end
-  local stream = self.stream
+  local stream = self._stream
   if not stream or not self.connected then return false, "closed: send on a TCPSocket that is not connected" end
   local ok, err = pcall(stream.write, stream, data)
   if not ok then return false, err end
@@ -135,8 +138,8 @@ end
 
 -- Closes the connection; disconnected() follows (from the reading task).
 function Socket:disconnect()
-  self.closing = true
-  if self.stream then pcall(self.stream.close, self.stream) end
+  self._closing = true
+  if self._stream then pcall(self._stream.close, self._stream) end
 end
 
 ------------------------------------------------------------------------------------------------
@@ -169,11 +172,11 @@ function Server:listen(host, port, callbacks)
         return
       end
       self._next = self._next + 1
-      local id, conn = self._next, { stream = stream, closing = false }
+      local id, conn = self._next, { _stream = stream, _closing = false }
       self._clients[id] = conn
       spawn(function()
         fire(cbs, "TCPServer", "connected", id)
-        if not conn.closing then pump(conn, cbs, "TCPServer", id) end
+        if not conn._closing then pump(conn, cbs, "TCPServer", id) end
         self._clients[id] = nil
         pcall(stream.close, stream)
         fire(cbs, "TCPServer", "disconnected", id)
@@ -190,8 +193,8 @@ function Server:send(id, data)
   if type(data) == "number" then data = tostring(data) end
   if type(data) ~= "string" then error("bad argument #2 to 'send' (string expected, got " .. type(data) .. ")", 2) end
   local conn = self._clients[id]
-  if conn == nil or conn.closing then return false, "closed: no connected client " .. tostring(id) end
-  local ok, err = pcall(conn.stream.write, conn.stream, data)
+  if conn == nil or conn._closing then return false, "closed: no connected client " .. tostring(id) end
+  local ok, err = pcall(conn._stream.write, conn._stream, data)
   if not ok then return false, err end
   return true
 end
@@ -199,9 +202,9 @@ end
 -- Closes client `id`'s connection; disconnected(id) follows. False when there is no such client.
 function Server:disconnect(id)
   local conn = self._clients[id]
-  if conn == nil or conn.closing then return false end
-  conn.closing = true
-  pcall(conn.stream.close, conn.stream)
+  if conn == nil or conn._closing then return false end
+  conn._closing = true
+  pcall(conn._stream.close, conn._stream)
   return true
 end
 
