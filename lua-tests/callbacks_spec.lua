@@ -359,6 +359,16 @@ print("after run:", debug.gethook() ~= nil)
     assert.equal(0, rc)
     assert.equal("armed:\ttrue\nhook during run:\tfalse\nafter run:\tfalse", out)
 
+    -- A debug hook already set (a debugger's) wins: nothing is armed, the script just ends.
+    local rc3, out3 = script([[
+debug.sethook(function() end, "c")
+local server = net.TCPServer()
+server:listen("127.0.0.1", 0, { started = function() print("started") end })
+print("ends")
+]])
+    assert.equal(0, rc3)
+    assert.equal("ends", out3)
+
     local rc2, out2, err2 = script([[
 local server = net.TCPServer()
 server:listen("127.0.0.1", 0, { started = function() print("started") end })
