@@ -57,6 +57,27 @@ describe("net.TCPSocket / net.TCPServer", function()
     end)
   end)
 
+  it("connect again on the same TCPSocket once its connection has ended", function()
+    helper.bounded(10, function()
+      local server = echo_server({})
+      local client, got, rounds = net.TCPSocket(), {}, 0
+      local callbacks
+      callbacks = {
+        connected = function() client:send("round " .. rounds) end,
+        data = function(d) got[#got + 1] = d; client:disconnect() end,
+        disconnected = function()
+          rounds = rounds + 1
+          if rounds < 3 then client:connect("127.0.0.1", server.port, callbacks) end
+        end,
+      }
+      client:connect("127.0.0.1", server.port, callbacks)
+      helper.bad_argument(0, "connect", "already connecting or connected", client.connect, client, "127.0.0.1", server.port)
+      helper.wait_until(5, function() return rounds == 3 end)
+      assert.same({ "echo: round 0", "echo: round 1", "echo: round 2" }, got)
+      server:stop()
+    end)
+  end)
+
   it("queues what send() is given before the connection is open", function()
     helper.bounded(10, function()
       local sev, got = {}, {}

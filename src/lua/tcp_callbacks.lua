@@ -88,11 +88,12 @@ function net.TCPSocket()
 end
 
 -- Connects in a task: connected() when open, data(data) per chunk read, disconnected() once
--- when it ends; error(msg) when it cannot connect (then no disconnected()) or breaks.
+-- when it ends; error(msg) when it cannot connect (then no disconnected()) or breaks. Once the
+-- connection has ended (or failed), the same TCPSocket may connect again.
 function Socket:connect(host, port, callbacks)
   local p, cbs = check_args("connect", host, port, callbacks)
   if self._stream or self._connecting then
-    error("bad argument #0 to 'connect' (this TCPSocket is already connected; make a new one)", 2)
+    error("bad argument #0 to 'connect' (this TCPSocket is already connecting or connected)", 2)
   end
   self._connecting, self._closing, self._queue = true, false, {}
   spawn(function()
@@ -112,7 +113,7 @@ function Socket:connect(host, port, callbacks)
     end
     fire(cbs, "TCPSocket", "connected")
     if not self._closing then pump(self, cbs, "TCPSocket") end
-    self.connected = false
+    self.connected, self._stream = false, nil
     pcall(stream.close, stream)
     fire(cbs, "TCPSocket", "disconnected")
   end)
