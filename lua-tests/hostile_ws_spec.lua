@@ -309,7 +309,10 @@ describe("a closed ws", function()
 end)
 
 describe("finalizers that use a ws while it is in use", function()
-  it("recv/send/close from __gc during a recv loop: no panic, no crash", function()
+  -- Pending on PUC Lua 5.1 only: mlua 0.12.2's 5.1 protected calls can crash when a finalizer
+  -- calls into net at the wrong moment (hostile_spec.lua, the UDP finalizer test, says how).
+  local it_unless_puc51 = _VERSION == "Lua 5.1" and not jit and pending or it
+  it_unless_puc51("recv/send/close from __gc during a recv loop: no panic, no crash", function()
     local rc, out, err = helper.child([[
 eager_gc()
 local server = net.ws.listen("127.0.0.1", 0)
