@@ -131,16 +131,7 @@ end
 local anywhere = not jit and _VERSION ~= "Lua 5.4"
 for _ = 1, 100 do
   if not anywhere then
-    armed = true
-    gc_object(boom)
-    while armed do
-      rounds = rounds + 1
-      local ok, d = pcall(s.read, s, rounds %% 2 == 0 and 40000 or 64)
-      if not ok then
-        assert(tostring(d):find("boom from a finalizer", 1, true), d)
-        raised = raised + 1
-      elseif d == nil then break end
-    end
+    round()
   else
     local ok_round, e_round = pcall(round)
     if not ok_round then
